@@ -1,0 +1,1 @@
+"""dbmig: differential migration from the legacy PostgreSQL schema to the new one."""

@@ -1,0 +1,156 @@
+"""Connections: where each database is, and engines that reach it safely.
+
+Invariant: every engine is built from validated settings, the source engine
+can only read, and any failure to connect names the environment variable
+and shows the URL with its password masked.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from dbmig_pipeline.demo.embedded import EmbeddedServer, ensure_server
+from dbmig_pipeline.settings import Settings, SideSettings, mask_url
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_SOURCE_DB = "dbmig_legacy"
+EMBEDDED_DEST_DB = "dbmig_target"
+EMBEDDED_DAGSTER_DB = "dagster"
+
+
+class DatabaseUnavailable(RuntimeError):
+    """A database could not be reached or is not usable as configured."""
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """The three database URLs in use, after filling in the embedded defaults."""
+
+    source_url: str
+    dest_url: str
+    dagster_url: str
+    embedded: EmbeddedServer | None
+
+    @property
+    def uses_embedded(self) -> bool:
+        return self.embedded is not None
+
+
+def resolve_endpoints(settings: Settings) -> Endpoints:
+    """URLs from the settings; the embedded server is started only for those unset."""
+    urls = (settings.source.url, settings.dest.url, settings.dagster_pg_url)
+    if all(urls):
+        return Endpoints(*urls, embedded=None)
+    server = ensure_server(settings.home)
+    defaults = (EMBEDDED_SOURCE_DB, EMBEDDED_DEST_DB, EMBEDDED_DAGSTER_DB)
+    resolved = []
+    for url, database in zip(urls, defaults):
+        if url is None:
+            server.ensure_database(database)
+            url = server.url(database)
+        resolved.append(url)
+    return Endpoints(*resolved, embedded=server)
+
+
+def create_db_engine(url: str, side: SideSettings, settings: Settings, *, read_only: bool, purpose: str) -> Engine:
+    """A pooled engine with timeouts, TLS and session settings from `settings`."""
+    options = ["-c timezone=UTC"]
+    if read_only:
+        # The source is never written to, whatever rights the role has.
+        options.append("-c default_transaction_read_only=on")
+    connect_args: dict[str, object] = {
+        "connect_timeout": settings.connect_timeout_s,
+        "application_name": f"{settings.application_name}-{purpose}"[:63],
+        "options": " ".join(options),
+        "keepalives": 1,
+        "keepalives_idle": 30,
+    }
+    if not _is_unix_socket(url):
+        connect_args["sslmode"] = side.sslmode
+        if side.sslrootcert:
+            connect_args["sslrootcert"] = side.sslrootcert
+    return sa.create_engine(
+        url,
+        pool_size=settings.pool_size,
+        max_overflow=settings.pool_max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=settings.pool_recycle_s,
+        connect_args=connect_args,
+        hide_parameters=True,
+    )
+
+
+def _is_unix_socket(url: str) -> bool:
+    parsed = sa.engine.make_url(url)
+    host = parsed.query.get("host") or parsed.host or ""
+    return str(host).startswith("/")
+
+
+def check_connection(engine: Engine, side: SideSettings, settings: Settings) -> None:
+    """Connect (with bounded retries) or raise DatabaseUnavailable naming the variable.
+
+    With the defaults (10 s timeout, 3 retries) an unreachable server fails in
+    well under a minute.
+    """
+    retrying = Retrying(
+        stop=stop_after_attempt(settings.connect_retries + 1),
+        wait=wait_exponential_jitter(multiplier=0.5, max=5, jitter=0.5),
+        retry=retry_if_exception_type(DBAPIError),
+        reraise=True,
+    )
+    try:
+        for attempt in retrying:
+            with attempt, engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        where = side.env_name if side.url else f"the embedded database (set {side.env_name} to use your own)"
+        raise DatabaseUnavailable(
+            f"cannot connect to {where} at {mask_url(engine.url)} after "
+            f"{settings.connect_retries + 1} attempts: {_redact(reason, engine)}"
+        ) from None
+
+
+def _redact(text: str, engine: Engine) -> str:
+    password = engine.url.password
+    return text.replace(password, "***") if password else text
+
+
+@dataclass
+class Databases:
+    """Both engines of one process, checked and ready."""
+
+    settings: Settings
+    endpoints: Endpoints
+    source: Engine
+    dest: Engine
+
+    def dispose(self) -> None:
+        self.source.dispose()
+        self.dest.dispose()
+
+
+def open_databases(settings: Settings, *, check: bool = True) -> Databases:
+    """Engines for source and destination; with `check`, both are reached first.
+
+    Nothing is written anywhere here, so a wrong URL or a server that is
+    down fails before any run touches the target.
+    """
+    endpoints = resolve_endpoints(settings)
+    source = create_db_engine(endpoints.source_url, settings.source, settings, read_only=True, purpose="source")
+    dest = create_db_engine(endpoints.dest_url, settings.dest, settings, read_only=False, purpose="dest")
+    databases = Databases(settings, endpoints, source, dest)
+    if check:
+        try:
+            check_connection(source, settings.source, settings)
+            check_connection(dest, settings.dest, settings)
+        except DatabaseUnavailable:
+            databases.dispose()
+            raise
+    return databases

@@ -1,0 +1,1 @@
+"""The embedded default: a local PostgreSQL and synthetic legacy data."""

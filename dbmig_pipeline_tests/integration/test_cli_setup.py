@@ -1,0 +1,90 @@
+"""The command line at start-up: wrong configuration fails early and clearly."""
+import os
+import subprocess
+import sys
+import time
+
+import sqlalchemy as sa
+
+
+def run_dbmig(*args, env, timeout=120):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DBMIG_", "DAGSTER_"))}
+    full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "dbmig_pipeline.cli", *args],
+        env=full_env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+
+
+def test_unreachable_source_fails_fast_naming_the_variable_without_the_password(tmp_path, make_database):
+    started = time.monotonic()
+    result = run_dbmig(
+        "config",
+        env={
+            "DBMIG_HOME": str(tmp_path),
+            "DBMIG_SOURCE_URL": "postgresql://migrator:TopSecret99@127.0.0.1:1/legacy",
+            "DBMIG_DEST_URL": make_database("dest"),
+            "DAGSTER_PG_URL": make_database("dagster"),
+            "DBMIG_CONNECT_RETRIES": "1",
+        },
+    )
+    assert result.returncode == 2
+    assert time.monotonic() - started < 60
+    assert "DBMIG_SOURCE_URL" in result.stderr
+    assert "migrator:***@127.0.0.1:1/legacy" in result.stderr
+    assert "TopSecret99" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_setting_fails_before_anything_starts(tmp_path):
+    result = run_dbmig("init", env={"DBMIG_HOME": str(tmp_path), "DBMIG_BATCH_SIZE": "0"})
+    assert result.returncode == 2
+    assert "DBMIG_BATCH_SIZE must be at least 1" in result.stderr
+    assert not (tmp_path / "pgdata").exists()
+
+
+def test_init_twice_on_given_urls_starts_nothing_embedded(tmp_path, make_database):
+    dest = make_database("dest")
+    env = {
+        "DBMIG_HOME": str(tmp_path),
+        "DBMIG_SOURCE_URL": make_database("source"),
+        "DBMIG_DEST_URL": dest,
+        "DAGSTER_PG_URL": make_database("dagster"),
+    }
+    first = run_dbmig("init", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "target schema app: created" in first.stdout
+    second = run_dbmig("init", env=env)
+    assert second.returncode == 0, second.stderr
+    assert "present and matches the contract" in second.stdout
+    assert not (tmp_path / "pgdata").exists()
+    engine = sa.create_engine(dest)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM dbmig.schema_version")).scalar_one() >= 1
+    engine.dispose()
+
+
+def test_source_session_is_read_only(tmp_path, make_database):
+    from dbmig_pipeline.db import open_databases
+    from dbmig_pipeline.settings import Settings
+
+    settings = Settings.from_env(
+        {
+            "DBMIG_HOME": str(tmp_path),
+            "DBMIG_SOURCE_URL": make_database("source"),
+            "DBMIG_DEST_URL": make_database("dest"),
+            "DAGSTER_PG_URL": make_database("dagster"),
+        }
+    )
+    databases = open_databases(settings)
+    try:
+        with databases.source.connect() as conn:
+            try:
+                conn.execute(sa.text("CREATE TABLE should_fail (x int)"))
+                raise AssertionError("the source connection accepted a write")
+            except sa.exc.DBAPIError as exc:
+                assert "read-only transaction" in str(exc)
+        with databases.dest.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE ok_here (x int)"))
+    finally:
+        databases.dispose()

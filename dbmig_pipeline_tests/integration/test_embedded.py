@@ -1,0 +1,69 @@
+"""The embedded default: started once, reused, recovered after a crash."""
+import os
+import signal
+import time
+
+import psycopg2
+import pytest
+
+from dbmig_pipeline.demo.embedded import ensure_server
+
+
+def _pid(server) -> int:
+    return int((server.pgdata / "postmaster.pid").read_text().splitlines()[0])
+
+
+def test_second_start_reuses_the_running_server(pg_server):
+    again = ensure_server(pg_server.pgdata.parent)
+    assert again == pg_server
+    assert _pid(again) == _pid(pg_server)
+
+
+def test_databases_are_created_once(pg_server):
+    assert pg_server.ensure_database("reuse_check") is True
+    assert pg_server.ensure_database("reuse_check") is False
+    pg_server.drop_database("reuse_check")
+
+
+def test_a_server_killed_hard_is_recovered(tmp_path):
+    server = ensure_server(tmp_path / "home")
+    pid = _pid(server)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+            time.sleep(0.1)
+        except ProcessLookupError:
+            break
+    recovered = ensure_server(tmp_path / "home")
+    try:
+        assert _pid(recovered) != pid
+        with psycopg2.connect(recovered.dsn()) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+    finally:
+        recovered.stop()
+
+
+def test_a_stale_pid_file_naming_another_process_is_recovered(tmp_path):
+    server = ensure_server(tmp_path / "home")
+    server.stop()
+    # A leftover postmaster.pid that names a live process which is not PostgreSQL.
+    pid_file = server.pgdata / "postmaster.pid"
+    pid_file.write_text(f"{os.getpid()}\n{server.pgdata}\n0\n5432\n{server.socket_dir}\n\n  0 0\nready\n")
+    recovered = ensure_server(tmp_path / "home")
+    try:
+        with psycopg2.connect(recovered.dsn()) as conn, conn.cursor() as cur:
+            cur.execute("SHOW max_connections")
+            assert int(cur.fetchone()[0]) >= 200
+    finally:
+        recovered.stop()
+
+
+def test_url_points_at_the_unix_socket(pg_server):
+    url = pg_server.url("postgres")
+    assert url.startswith("postgresql+psycopg2://postgres@/postgres?host=")
+    with pytest.raises(psycopg2.OperationalError):
+        psycopg2.connect(host=str(pg_server.socket_dir), port=pg_server.port, user="postgres",
+                         dbname="no_such_database", connect_timeout=3)

@@ -1,0 +1,106 @@
+"""Settings: defaults, validation errors that name the variable, masked URLs."""
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from dbmig_pipeline.settings import ConfigError, Settings, mask_url
+
+GOOD = "postgresql://migrator:s3cret-pw@db.example:5432/legacy"
+
+
+def test_defaults_mean_embedded_under_dbmig_home(tmp_path):
+    settings = Settings.from_env({"DBMIG_HOME": str(tmp_path)})
+    assert settings.source.url is None and settings.dest.url is None and settings.dagster_pg_url is None
+    assert settings.home == tmp_path
+    assert settings.dagster_home == tmp_path / "dagster_home"
+    assert settings.batch_size == 10_000
+    assert settings.partition_start == date(2020, 1, 1)
+    assert settings.source.sslmode == "prefer"
+
+
+def test_default_home_is_dot_dbmig_in_the_working_directory(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert Settings.from_env({}).home == Path(tmp_path) / ".dbmig"
+
+
+def test_urls_and_tuning_are_read():
+    settings = Settings.from_env(
+        {
+            "DBMIG_SOURCE_URL": GOOD,
+            "DBMIG_DEST_URL": "postgresql+psycopg2://w:x@target/new",
+            "DBMIG_BATCH_SIZE": "500",
+            "DBMIG_DEST_SSLMODE": "verify-full",
+            "DBMIG_PARTITION_START": "2021-03-04",
+        }
+    )
+    assert settings.source.url == GOOD.replace("postgresql://", "postgresql+psycopg2://")
+    assert settings.batch_size == 500
+    assert settings.dest.sslmode == "verify-full"
+    assert settings.source.sslmode == "prefer"
+    assert settings.partition_start == date(2021, 3, 4)
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"DBMIG_BATCH_SIZE": "0"}, "DBMIG_BATCH_SIZE"),
+        ({"DBMIG_BATCH_SIZE": "-5"}, "DBMIG_BATCH_SIZE"),
+        ({"DBMIG_BATCH_SIZE": "lots"}, "DBMIG_BATCH_SIZE"),
+        ({"DBMIG_POOL_SIZE": "0"}, "DBMIG_POOL_SIZE"),
+        ({"DBMIG_SSLMODE": "sometimes"}, "DBMIG_SSLMODE"),
+        ({"DBMIG_SOURCE_SSLMODE": "strict"}, "DBMIG_SOURCE_SSLMODE"),
+        ({"DBMIG_SOURCE_URL": "mysql://u:p@h/db"}, "DBMIG_SOURCE_URL"),
+        ({"DBMIG_DEST_URL": "not a url"}, "DBMIG_DEST_URL"),
+        ({"DBMIG_DEST_URL": "postgresql://u:p@host"}, "DBMIG_DEST_URL"),
+        ({"DAGSTER_PG_URL": "postgresql+asyncpg://u:p@h/d"}, "DAGSTER_PG_URL"),
+        ({"DBMIG_PARTITION_START": "yesterday"}, "DBMIG_PARTITION_START"),
+        ({"DBMIG_MASK_PII": "perhaps"}, "DBMIG_MASK_PII"),
+        ({"DBMIG_ENV": "prod"}, "DBMIG_ENV"),
+        ({"DBMIG_DELETE_GUARD_PERCENT": "150"}, "DBMIG_DELETE_GUARD_PERCENT"),
+        ({"DBMIG_SOURCE_SSLROOTCERT": "/nonexistent/ca.pem"}, "DBMIG_SOURCE_SSLROOTCERT"),
+    ],
+)
+def test_bad_values_fail_naming_the_variable(env, names):
+    with pytest.raises(ConfigError, match=names):
+        Settings.from_env(env)
+
+
+def test_error_about_a_url_never_shows_its_password():
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"DBMIG_SOURCE_URL": "mysql://user:hunter2@host/db"})
+    assert "hunter2" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"DBMIG_DEST_URL": "postgresql://user:hunter2@host"})
+    assert "hunter2" not in str(info.value)
+
+
+def test_production_requires_verify_full_and_real_urls():
+    with pytest.raises(ConfigError, match="DBMIG_SOURCE_URL"):
+        Settings.from_env({"DBMIG_ENV": "production"})
+    with pytest.raises(ConfigError, match="DBMIG_SOURCE_SSLMODE=verify-full"):
+        Settings.from_env({"DBMIG_ENV": "production", "DBMIG_SOURCE_URL": GOOD, "DBMIG_DEST_URL": GOOD})
+    ok = Settings.from_env(
+        {"DBMIG_ENV": "production", "DBMIG_SOURCE_URL": GOOD, "DBMIG_DEST_URL": GOOD, "DBMIG_SSLMODE": "verify-full"}
+    )
+    assert ok.is_production
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        GOOD,
+        "postgresql+psycopg2://migrator:s3cret-pw@db.example/legacy?sslmode=require",
+        "postgresql://migrator:s3cret-pw@/legacy?host=/tmp/sock",
+        "garbage://migrator:s3cret-pw@@@",
+    ],
+)
+def test_mask_url_hides_the_password(url):
+    masked = mask_url(url)
+    assert "s3cret-pw" not in masked
+    assert "***" in masked
+
+
+def test_mask_url_keeps_everything_else():
+    assert mask_url(GOOD) == "postgresql://migrator:***@db.example:5432/legacy"
+    assert mask_url(None) == "(embedded default)"
