@@ -1,0 +1,1 @@
+"""The Dagster-free core: plain functions over database connections."""

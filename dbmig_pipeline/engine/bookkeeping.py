@@ -1,0 +1,256 @@
+"""The control schema's rows: ledger, row errors, warnings, cursors and audit.
+
+Invariant: every function here runs inside the caller's destination
+transaction, so a batch's rows and all of its bookkeeping commit together or
+not at all.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+from dbmig_pipeline.engine.extract import Position
+
+
+def record_ledger(cur, entity: str, frame: pd.DataFrame) -> None:
+    """Upsert (legacy_id, row_hash, source_updated_at, outcome); an older version never replaces a newer one."""
+    if frame.empty:
+        return
+    cur.execute(
+        """
+        INSERT INTO dbmig.row_ledger AS l (entity, legacy_id, row_hash, source_updated_at, outcome)
+        SELECT %(entity)s, u.legacy_id, u.row_hash, u.source_updated_at, u.outcome
+          FROM unnest(%(ids)s::bigint[], %(hashes)s::uuid[], %(updated)s::timestamptz[], %(outcomes)s::text[])
+               AS u(legacy_id, row_hash, source_updated_at, outcome)
+        ON CONFLICT (entity, legacy_id) DO UPDATE
+           SET row_hash = EXCLUDED.row_hash, source_updated_at = EXCLUDED.source_updated_at,
+               outcome = EXCLUDED.outcome, recorded_at = now()
+         WHERE l.source_updated_at IS NULL OR EXCLUDED.source_updated_at IS NULL
+            OR EXCLUDED.source_updated_at >= l.source_updated_at
+        """,
+        {
+            "entity": entity,
+            "ids": [int(v) for v in frame["legacy_id"]],
+            "hashes": [str(v) for v in frame["row_hash"]],
+            "updated": [None if pd.isna(v) else v for v in frame["source_updated_at"]],
+            "outcomes": list(frame["outcome"]),
+        },
+    )
+
+
+def recorded_hashes(cur, entity: str, ids: Sequence[int]) -> dict[int, str]:
+    if not len(ids):
+        return {}
+    cur.execute(
+        "SELECT legacy_id, row_hash::text FROM dbmig.row_ledger WHERE entity = %s AND legacy_id = ANY(%s)",
+        (entity, [int(i) for i in ids]),
+    )
+    return dict(cur.fetchall())
+
+
+def record_errors(cur, entity: str, errors: pd.DataFrame, run_id: str | None) -> None:
+    """One open row per source row and cause; other causes of the same rows are resolved."""
+    if errors.empty:
+        return
+    params = {
+        "entity": entity,
+        "ids": [int(v) for v in errors["legacy_id"]],
+        "categories": list(errors["category"]),
+        "details": [str(v) for v in errors["detail"]],
+        "run_id": run_id,
+    }
+    cur.execute(
+        """
+        UPDATE dbmig.row_errors e SET resolved_at = now()
+          FROM unnest(%(ids)s::bigint[], %(categories)s::text[]) AS u(legacy_id, category)
+         WHERE e.entity = %(entity)s AND e.legacy_id = u.legacy_id AND e.category <> u.category
+           AND e.resolved_at IS NULL
+        """,
+        params,
+    )
+    cur.execute(
+        """
+        INSERT INTO dbmig.row_errors AS e (entity, legacy_id, category, detail, run_id)
+        SELECT %(entity)s, u.legacy_id, u.category, u.detail, %(run_id)s
+          FROM unnest(%(ids)s::bigint[], %(categories)s::text[], %(details)s::text[]) AS u(legacy_id, category, detail)
+        ON CONFLICT (entity, legacy_id, category) DO UPDATE
+           SET detail = EXCLUDED.detail, attempts = e.attempts + 1, last_seen_at = now(),
+               resolved_at = NULL, run_id = EXCLUDED.run_id
+        """,
+        params,
+    )
+
+
+def resolve_errors(cur, entity: str, ids: Iterable[int], categories: Sequence[str] | None = None) -> int:
+    ids = [int(i) for i in ids]
+    if not ids:
+        return 0
+    cur.execute(
+        """
+        UPDATE dbmig.row_errors SET resolved_at = now()
+         WHERE entity = %(entity)s AND legacy_id = ANY(%(ids)s) AND resolved_at IS NULL
+           AND (%(categories)s::text[] IS NULL OR category = ANY(%(categories)s::text[]))
+        """,
+        {"entity": entity, "ids": ids, "categories": list(categories) if categories else None},
+    )
+    return cur.rowcount
+
+
+def open_error_ids(cur, entity: str, category: str) -> list[int]:
+    cur.execute(
+        "SELECT legacy_id FROM dbmig.row_errors WHERE entity = %s AND category = %s AND resolved_at IS NULL ORDER BY legacy_id",
+        (entity, category),
+    )
+    return [row[0] for row in cur.fetchall()]
+
+
+def record_warnings(cur, entity: str, warnings: pd.DataFrame, migrated_ids: Sequence[int], run_id: str | None) -> None:
+    """Warnings of the rows just migrated replace whatever those rows had before."""
+    ids = [int(i) for i in migrated_ids]
+    if ids:
+        cur.execute("DELETE FROM dbmig.row_warnings WHERE entity = %s AND legacy_id = ANY(%s)", (entity, ids))
+    warnings = warnings[warnings["legacy_id"].isin(ids)] if len(warnings) else warnings
+    if warnings.empty:
+        return
+    cur.execute(
+        """
+        INSERT INTO dbmig.row_warnings (entity, legacy_id, column_name, detail, run_id)
+        SELECT %(entity)s, u.legacy_id, u.column_name, u.detail, %(run_id)s
+          FROM unnest(%(ids)s::bigint[], %(columns)s::text[], %(details)s::text[]) AS u(legacy_id, column_name, detail)
+        ON CONFLICT (entity, legacy_id, column_name) DO UPDATE
+           SET detail = EXCLUDED.detail, seen_at = now(), run_id = EXCLUDED.run_id
+        """,
+        {
+            "entity": entity,
+            "ids": [int(v) for v in warnings["legacy_id"]],
+            "columns": list(warnings["column"]),
+            "details": [str(v) for v in warnings["detail"]],
+            "run_id": run_id,
+        },
+    )
+
+
+@dataclass
+class ControlRow:
+    partition_key: str
+    status: str
+    cursor: Position | None
+
+
+def start_partitions(cur, entity: str, keys: Sequence[str], run_id: str | None) -> dict[str, ControlRow]:
+    """Mark the run's partitions running; returns what they held before."""
+    cur.execute(
+        """
+        SELECT partition_key, status, cursor_updated_at, cursor_id
+          FROM dbmig.migration_control WHERE entity = %s AND partition_key = ANY(%s)
+        """,
+        (entity, list(keys)),
+    )
+    before = {}
+    for key, status, ts, cursor_id in cur.fetchall():
+        cursor = None
+        if cursor_id is not None:
+            cursor = Position(ts=ts, id=cursor_id, in_nulls=ts is None)
+        before[key] = ControlRow(key, status, cursor)
+    cur.execute(
+        """
+        INSERT INTO dbmig.migration_control AS c (entity, partition_key, status, run_id, started_at, updated_at)
+        SELECT %(entity)s, k, 'running', %(run_id)s, now(), now() FROM unnest(%(keys)s::text[]) AS k
+        ON CONFLICT (entity, partition_key) DO UPDATE
+           SET status = 'running', run_id = EXCLUDED.run_id, started_at = now(), finished_at = NULL,
+               last_error = NULL, updated_at = now()
+        """,
+        {"entity": entity, "keys": list(keys), "run_id": run_id},
+    )
+    return before
+
+
+@dataclass
+class PartitionProgress:
+    """What one batch did within one partition."""
+
+    cursor: Position | None = None
+    read: int = 0
+    written: int = 0
+    unchanged: int = 0
+    parked: int = 0
+    quarantined: int = 0
+
+
+def save_checkpoint(cur, entity: str, progress: dict[str, PartitionProgress], done_keys: Sequence[str]) -> None:
+    """Advance cursors and counters of the partitions a batch touched; close those it passed."""
+    for key, p in progress.items():
+        cur.execute(
+            """
+            UPDATE dbmig.migration_control
+               SET cursor_updated_at = CASE WHEN %(has_cursor)s THEN %(ts)s ELSE cursor_updated_at END,
+                   cursor_id = CASE WHEN %(has_cursor)s THEN %(id)s ELSE cursor_id END,
+                   rows_read = rows_read + %(read)s, rows_written = rows_written + %(written)s,
+                   rows_unchanged = rows_unchanged + %(unchanged)s, rows_parked = rows_parked + %(parked)s,
+                   rows_quarantined = rows_quarantined + %(quarantined)s, updated_at = now()
+             WHERE entity = %(entity)s AND partition_key = %(key)s
+            """,
+            {
+                "entity": entity, "key": key, "has_cursor": p.cursor is not None,
+                "ts": p.cursor.ts if p.cursor else None, "id": p.cursor.id if p.cursor else None,
+                "read": p.read, "written": p.written, "unchanged": p.unchanged,
+                "parked": p.parked, "quarantined": p.quarantined,
+            },
+        )
+    if done_keys:
+        cur.execute(
+            """
+            UPDATE dbmig.migration_control SET status = 'succeeded', finished_at = now(), updated_at = now()
+             WHERE entity = %s AND partition_key = ANY(%s) AND status = 'running'
+            """,
+            (entity, list(done_keys)),
+        )
+
+
+def fail_partitions(cur, entity: str, keys: Sequence[str], status: str, error: str) -> None:
+    cur.execute(
+        """
+        UPDATE dbmig.migration_control SET status = %s, last_error = %s, finished_at = now(), updated_at = now()
+         WHERE entity = %s AND partition_key = ANY(%s) AND status = 'running'
+        """,
+        (status, error[:4000], entity, list(keys)),
+    )
+
+
+def audit(
+    cur,
+    operation: str,
+    *,
+    entity: str | None = None,
+    partition_key: str | None = None,
+    run_id: str | None = None,
+    batch_no: int | None = None,
+    operator: str | None = None,
+    level: str = "summary",
+    details: dict | None = None,
+) -> None:
+    cur.execute(
+        """
+        INSERT INTO dbmig.audit_log (operation, level, entity, partition_key, run_id, batch_no, operator, details)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+        """,
+        (operation, level, entity, partition_key, run_id, batch_no, operator, json.dumps(details or {}, default=str)),
+    )
+
+
+def last_cursor_before(cur, entity: str) -> tuple[datetime | None, list[tuple[str, str]]]:
+    """The newest saved cursor of the entity and every partition's status (for pending ranges)."""
+    cur.execute(
+        "SELECT max(cursor_updated_at) FROM dbmig.migration_control WHERE entity = %s AND status = 'succeeded'",
+        (entity,),
+    )
+    newest = cur.fetchone()[0]
+    cur.execute(
+        "SELECT partition_key, status FROM dbmig.migration_control WHERE entity = %s ORDER BY partition_key",
+        (entity,),
+    )
+    return newest, cur.fetchall()

@@ -1,0 +1,137 @@
+"""Keyset extraction from the source, every row with its content hash.
+
+Invariant: pages are `(cursor, id) > (last cursor, last id)` in
+`(cursor, id)` order inside a half-open window, never OFFSET, so ties on the
+cursor never lose or repeat a row; rows whose cursor is NULL are read in id
+order before all others. The hash covers exactly the columns the spec reads.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+from psycopg2 import sql
+
+from dbmig_pipeline.entities.spec import EntitySpec
+
+HASH_COLUMN = "_row_hash"
+
+
+@dataclass(frozen=True)
+class Position:
+    """A keyset position: the last row read, `(ts, id)`.
+
+    `in_nulls` marks a position inside the NULL-cursor rows, which come first.
+    """
+
+    ts: datetime | None
+    id: int
+    in_nulls: bool = False
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime | None  # inclusive; None: unbounded
+    end: datetime | None  # exclusive; None: unbounded
+
+
+def _columns(spec: EntitySpec) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Identifier(c) for c in spec.source_columns)
+
+
+def _select(spec: EntitySpec) -> sql.Composed:
+    cols = _columns(spec)
+    return sql.SQL("SELECT {cols}, md5(ROW({cols})::text)::uuid AS {hash} FROM {table}").format(
+        cols=cols, hash=sql.Identifier(HASH_COLUMN), table=sql.Identifier(spec.source_schema, spec.source_table)
+    )
+
+
+def _window_conditions(spec: EntitySpec, window: Window, params: dict) -> list[sql.Composable]:
+    cursor = sql.Identifier(spec.cursor_column)
+    conditions: list[sql.Composable] = []
+    if window.start is not None:
+        conditions.append(sql.SQL("{} >= %(window_start)s").format(cursor))
+        params["window_start"] = window.start
+    if window.end is not None:
+        conditions.append(sql.SQL("{} < %(window_end)s").format(cursor))
+        params["window_end"] = window.end
+    return conditions
+
+
+def batch_query(spec: EntitySpec, window: Window, after: Position | None, limit: int) -> tuple[sql.Composed, dict]:
+    """The next page after `after` (None: from the window start, NULL rows excluded)."""
+    cursor = sql.Identifier(spec.cursor_column)
+    params: dict = {"limit": limit}
+    if after is not None and after.in_nulls:
+        params["after_id"] = after.id
+        query = sql.SQL("{select} WHERE {cursor} IS NULL AND id > %(after_id)s ORDER BY id LIMIT %(limit)s").format(
+            select=_select(spec), cursor=cursor
+        )
+        return query, params
+    conditions = _window_conditions(spec, window, params)
+    if after is not None and after.ts is not None:
+        conditions.append(sql.SQL("({}, id) > (%(after_ts)s, %(after_id)s)").format(cursor))
+        params.update(after_ts=after.ts, after_id=after.id)
+    else:
+        conditions.append(sql.SQL("{} IS NOT NULL").format(cursor))
+    query = sql.SQL("{select} WHERE {where} ORDER BY {cursor}, id LIMIT %(limit)s").format(
+        select=_select(spec), where=sql.SQL(" AND ").join(conditions), cursor=cursor
+    )
+    return query, params
+
+
+def count_query(spec: EntitySpec, window: Window, after: Position | None, include_nulls: bool) -> tuple[sql.Composed, dict]:
+    """How many rows a pass from `after` will read (for progress and ETA)."""
+    cursor = sql.Identifier(spec.cursor_column)
+    table = sql.Identifier(spec.source_schema, spec.source_table)
+    params: dict = {}
+    conditions = _window_conditions(spec, window, params)
+    if after is not None and after.ts is not None and not after.in_nulls:
+        conditions.append(sql.SQL("({}, id) > (%(after_ts)s, %(after_id)s)").format(cursor))
+        params.update(after_ts=after.ts, after_id=after.id)
+    timed = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+        table, sql.SQL(" AND ").join([*conditions, sql.SQL("{} IS NOT NULL").format(cursor)])
+    )
+    if not include_nulls:
+        return timed, params
+    params["after_null_id"] = after.id if after is not None and after.in_nulls else 0
+    nulls = sql.SQL("SELECT count(*) FROM {} WHERE {} IS NULL AND id > %(after_null_id)s").format(table, cursor)
+    return sql.SQL("SELECT ({}) + ({})").format(timed, nulls), params
+
+
+def rows_by_id_query(spec: EntitySpec) -> sql.Composed:
+    """The current source version of given ids (parked rows, retries)."""
+    return sql.SQL("{select} WHERE id = ANY(%(ids)s) ORDER BY id").format(select=_select(spec))
+
+
+def to_frame(spec: EntitySpec, rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame.from_records(rows, columns=[*spec.source_columns, HASH_COLUMN])
+
+
+def fetch_batch(cur, spec: EntitySpec, window: Window, after: Position | None, limit: int) -> pd.DataFrame:
+    query, params = batch_query(spec, window, after, limit)
+    cur.execute(query, params)
+    return to_frame(spec, cur.fetchall())
+
+
+def fetch_by_ids(cur, spec: EntitySpec, ids: list[int]) -> pd.DataFrame:
+    cur.execute(rows_by_id_query(spec), {"ids": list(ids)})
+    return to_frame(spec, cur.fetchall())
+
+
+#: The newest instant before which every source row is committed and visible:
+#: no open transaction started earlier could still write an older `now()`.
+SAFE_HORIZON_SQL = """
+SELECT least(
+    now(),
+    (SELECT min(xact_start) FROM pg_stat_activity
+      WHERE datname = current_database() AND pid <> pg_backend_pid()
+        AND backend_type = 'client backend' AND xact_start IS NOT NULL)
+)
+"""
+
+
+def safe_horizon(cur) -> datetime:
+    cur.execute(SAFE_HORIZON_SQL)
+    return cur.fetchone()[0]

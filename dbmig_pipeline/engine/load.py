@@ -1,0 +1,122 @@
+"""Set-based load of one staged batch into the target table.
+
+Invariant: one INSERT … SELECT … ON CONFLICT per batch; parents are resolved
+by joining on their `legacy_id`, so a child whose parent is not in the
+target is never written (it is parked instead), and a version older than
+the one in the target never overwrites it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg2 import sql
+
+from dbmig_pipeline.entities.spec import EntitySpec
+
+
+def _target(spec: EntitySpec) -> sql.Identifier:
+    return sql.Identifier(spec.target_schema, spec.target_table)
+
+
+def _parent_table(spec: EntitySpec, parent_entity: str, specs_by_name: dict[str, EntitySpec]) -> sql.Identifier:
+    parent = specs_by_name[parent_entity]
+    return sql.Identifier(parent.target_schema, parent.target_table)
+
+
+@dataclass(frozen=True)
+class Collision:
+    key: str
+    value: str
+    legacy_ids: tuple[int, ...]
+    #: target rows (not in this batch) that already hold the value
+    target_ids: tuple[int, ...] = ()
+
+
+def find_collisions(cur, spec: EntitySpec, stage: str) -> list[Collision]:
+    """Natural keys that two distinct legacy rows would share after the batch."""
+    found: list[Collision] = []
+    for key in spec.unique_keys:
+        column = sql.Identifier(key)
+        cur.execute(
+            sql.SQL(
+                "SELECT {col}, array_agg(legacy_id ORDER BY legacy_id) FROM {stage} "
+                "GROUP BY {col} HAVING count(*) > 1 ORDER BY 1"
+            ).format(col=column, stage=sql.Identifier(stage))
+        )
+        found += [Collision(key, value, tuple(ids)) for value, ids in cur.fetchall()]
+        cur.execute(
+            sql.SQL(
+                """
+                SELECT s.{col}, array_agg(DISTINCT s.legacy_id), array_agg(DISTINCT t.legacy_id)
+                  FROM {stage} s
+                  JOIN {target} t ON t.{col} = s.{col} AND t.legacy_id <> s.legacy_id
+                 WHERE NOT EXISTS (SELECT 1 FROM {stage} s2 WHERE s2.legacy_id = t.legacy_id)
+                 GROUP BY s.{col} ORDER BY 1
+                """
+            ).format(col=column, stage=sql.Identifier(stage), target=_target(spec))
+        )
+        found += [Collision(key, value, tuple(ids), tuple(tids)) for value, ids, tids in cur.fetchall()]
+    return found
+
+
+def park_missing_parents(cur, spec: EntitySpec, stage: str, specs_by_name: dict[str, EntitySpec]) -> list[tuple[int, str]]:
+    """Remove from the stage the rows whose parent is not in the target; returns (legacy_id, detail)."""
+    parked: list[tuple[int, str]] = []
+    for parent in spec.parents:
+        col = sql.Identifier(parent.staging_column)
+        cur.execute(
+            sql.SQL(
+                """
+                DELETE FROM {stage} s
+                 WHERE NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.legacy_id = s.{col})
+                RETURNING s.legacy_id, s.{col}
+                """
+            ).format(stage=sql.Identifier(stage), parent=_parent_table(spec, parent.entity, specs_by_name), col=col)
+        )
+        parked += [
+            (legacy_id, f"{parent.source_column} {parent_id} is not (yet) in {parent.entity}; parked until it arrives")
+            for legacy_id, parent_id in cur.fetchall()
+        ]
+    return parked
+
+
+def upsert(cur, spec: EntitySpec, stage: str, specs_by_name: dict[str, EntitySpec]) -> list[int]:
+    """Insert or update the staged rows; returns the legacy ids actually written."""
+    mapped = [c.name for c in spec.target_columns]
+    insert_cols = ["legacy_id", "created_at", "source_updated_at", *[p.target_column for p in spec.parents], *mapped]
+    select_exprs = [sql.SQL("s.{}").format(sql.Identifier(c)) for c in ("legacy_id", "created_at", "source_updated_at")]
+    joins = []
+    for i, parent in enumerate(spec.parents):
+        alias = sql.Identifier(f"p{i}")
+        select_exprs.append(sql.SQL("{}.id").format(alias))
+        joins.append(
+            sql.SQL("JOIN {table} {alias} ON {alias}.legacy_id = s.{col}").format(
+                table=_parent_table(spec, parent.entity, specs_by_name), alias=alias,
+                col=sql.Identifier(parent.staging_column),
+            )
+        )
+    select_exprs += [sql.SQL("s.{}").format(sql.Identifier(c)) for c in mapped]
+    updates = [
+        sql.SQL("{col} = EXCLUDED.{col}").format(col=sql.Identifier(c)) for c in insert_cols if c != "legacy_id"
+    ]
+    updates += [sql.SQL("synced_at = now()"), sql.SQL("deleted_at = NULL")]
+    query = sql.SQL(
+        """
+        INSERT INTO {target} AS t ({cols})
+        SELECT {exprs} FROM {stage} s {joins}
+        ON CONFLICT ({key}) DO UPDATE SET {updates}
+         WHERE t.source_updated_at IS NULL OR EXCLUDED.source_updated_at IS NULL
+            OR EXCLUDED.source_updated_at >= t.source_updated_at
+        RETURNING t.legacy_id
+        """
+    ).format(
+        target=_target(spec),
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in insert_cols),
+        exprs=sql.SQL(", ").join(select_exprs),
+        stage=sql.Identifier(stage),
+        joins=sql.SQL(" ").join(joins),
+        key=sql.Identifier(spec.conflict_key),
+        updates=sql.SQL(", ").join(updates),
+    )
+    cur.execute(query)
+    return [row[0] for row in cur.fetchall()]

@@ -1,0 +1,365 @@
+"""One pass of one entity over a contiguous range of partitions.
+
+Invariant: every batch's target rows, ledger hashes, row errors, cursor and
+audit row commit in ONE destination transaction, so a crash at any point
+loses at most the uncommitted batch and duplicates nothing; a re-run starts
+from the saved cursors.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import pandas as pd
+import psycopg2.errors
+from sqlalchemy.engine import Engine
+
+from dbmig_pipeline.engine import bookkeeping as bk
+from dbmig_pipeline.engine.errors import IntegrityHalt
+from dbmig_pipeline.engine.extract import HASH_COLUMN, Position, Window, count_query, fetch_batch, fetch_by_ids, safe_horizon
+from dbmig_pipeline.engine.load import find_collisions, park_missing_parents, upsert
+from dbmig_pipeline.engine.partitions import Partition, key_of
+from dbmig_pipeline.engine.preflight import check_source_columns
+from dbmig_pipeline.engine.progress import ProgressEvent, ProgressMeter
+from dbmig_pipeline.engine.staging import copy_frame, create_staging, staging_columns
+from dbmig_pipeline.entities.spec import INTEGRITY, MISSING_PARENT, EntitySpec
+
+log = logging.getLogger(__name__)
+
+FULL = "full"
+DIFFERENTIAL = "differential"
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str | None
+    operator: str
+    mode: str = DIFFERENTIAL
+    batch_size: int = 10_000
+    lookback: timedelta = timedelta(minutes=5)
+
+@dataclass
+class SyncStats:
+    entity: str
+    partitions: list[str]
+    read: int = 0
+    written: int = 0
+    unchanged: int = 0
+    parked: int = 0
+    quarantined: int = 0
+    stale: int = 0
+    unparked: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    watermark: datetime | None = None
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.read / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "entity": self.entity, "partitions": f"{self.partitions[0]}…{self.partitions[-1]}" if self.partitions else "",
+            "read": self.read, "written": self.written, "unchanged": self.unchanged, "parked": self.parked,
+            "quarantined": self.quarantined, "stale": self.stale, "unparked": self.unparked, "batches": self.batches,
+            "seconds": round(self.seconds, 3), "rows_per_s": round(self.rows_per_s, 1),
+            "watermark": self.watermark.isoformat() if self.watermark else None,
+        }
+
+@dataclass
+class _BatchOutcome:
+    written: list[int] = field(default_factory=list)
+    unchanged: int = 0
+    parked: int = 0
+    quarantined: int = 0
+    stale: int = 0
+
+class _Restage(Exception):
+    """The batch must be staged again with more rows (collision resolution)."""
+
+    def __init__(self, extra: pd.DataFrame):
+        self.extra = extra
+
+class EntitySync:
+    """Runs one pass; see `sync_entity`."""
+
+    def __init__(self, source: Engine, dest: Engine, spec: EntitySpec, specs_by_name: dict[str, EntitySpec],
+                 partitions: list[Partition], all_keys: list[str], run: RunInfo,
+                 on_progress: Callable[[ProgressEvent], None] | None):
+        self.spec = spec
+        self.specs_by_name = specs_by_name
+        self.partitions = partitions
+        self.keys = [p.key for p in partitions]
+        self.all_keys = all_keys
+        self.run = run
+        self.on_progress = on_progress
+        self.stats = SyncStats(spec.name, self.keys)
+        self.src = source.raw_connection()
+        self.dst = dest.raw_connection()
+        self.stage = f"stage_{spec.name}"
+
+    def close(self) -> None:
+        for conn in (self.src, self.dst):
+            try:
+                conn.rollback()
+            finally:
+                conn.close()
+
+    # --- the pass --------------------------------------------------------
+
+    def run_pass(self) -> SyncStats:
+        started = time.monotonic()
+        with self.src.cursor() as cur:
+            check_source_columns(cur, self.spec)
+        self.src.commit()
+        with self.dst.cursor() as cur:
+            before = bk.start_partitions(cur, self.spec.name, self.keys, self.run.run_id)
+            bk.audit(cur, "run_started", entity=self.spec.name, partition_key=self._range_label(),
+                     run_id=self.run.run_id, operator=self.run.operator, details={"mode": self.run.mode})
+        self.dst.commit()
+        try:
+            self._retry_parked()
+            self._scan(self._start_position(before))
+        except IntegrityHalt as exc:
+            self._fail("failed", str(exc), exc.legacy_ids)
+            raise
+        except BaseException as exc:
+            self._fail("failed", f"{type(exc).__name__}: {exc}", [])
+            raise
+        self.stats.seconds = time.monotonic() - started
+        with self.dst.cursor() as cur:
+            bk.save_checkpoint(cur, self.spec.name, {}, self.keys)
+            bk.audit(cur, "run_finished", entity=self.spec.name, partition_key=self._range_label(),
+                     run_id=self.run.run_id, operator=self.run.operator, details=self.stats.as_dict())
+        self.dst.commit()
+        return self.stats
+
+    def _range_label(self) -> str:
+        return self.keys[0] if len(self.keys) == 1 else f"{self.keys[0]}..{self.keys[-1]}"
+
+    def _start_position(self, before: dict[str, bk.ControlRow]) -> Position | None:
+        """Where the keyset pass begins: a crash resumes at its cursor, a
+        differential run at the cursor minus the look-back, a full run at the
+        window start. None means the window start."""
+        first = self.partitions[0]
+        row = before.get(first.key)
+        null_start = Position(None, 0, in_nulls=True) if first.is_first and self.spec.cursor_nullable else None
+        if row is None or row.cursor is None:
+            return null_start
+        if row.status != "succeeded":
+            return row.cursor  # resume after a crash or a halt
+        if self.run.mode == FULL:
+            return null_start
+        if row.cursor.in_nulls:
+            return None
+        ts = row.cursor.ts - self.run.lookback
+        if first.start is not None and ts < first.start:
+            return None
+        return Position(ts, 0)
+
+    def _scan(self, position: Position | None) -> None:
+        window = Window(self.partitions[0].start, self.partitions[-1].end)
+        meter = ProgressMeter(self.spec.name, self._count(window, position))
+        while True:
+            with self.src.cursor() as cur:
+                horizon = safe_horizon(cur)
+                frame = fetch_batch(cur, self.spec, window, position, self.run.batch_size)
+            self.src.commit()
+            if frame.empty:
+                if position is not None and position.in_nulls:
+                    position = None  # NULL-cursor rows done; now the timestamped ones
+                    continue
+                return
+            last = frame.iloc[-1]
+            in_nulls = position is not None and position.in_nulls
+            position = Position(None if in_nulls else last[self.spec.cursor_column], int(last["id"]), in_nulls)
+            self.stats.batches += 1
+            self._process(frame, checkpoint=(position, horizon))
+            self.stats.read += len(frame)
+            if self.on_progress:
+                self.on_progress(meter.event(self.stats.batches, self.stats.read))
+
+    def _count(self, window: Window, position: Position | None) -> int:
+        include_nulls = position is not None and position.in_nulls
+        query, params = count_query(self.spec, window, position, include_nulls)
+        with self.src.cursor() as cur:
+            cur.execute(query, params)
+            total = cur.fetchone()[0]
+        self.src.commit()
+        return total
+
+    def _retry_parked(self) -> None:
+        """Children parked for a missing parent get another chance at every run."""
+        with self.dst.cursor() as cur:
+            ids = bk.open_error_ids(cur, self.spec.name, MISSING_PARENT)
+        self.dst.commit()
+        for start in range(0, len(ids), self.run.batch_size):
+            chunk = ids[start:start + self.run.batch_size]
+            with self.src.cursor() as cur:
+                frame = fetch_by_ids(cur, self.spec, chunk)
+            self.src.commit()
+            gone = sorted(set(chunk) - set(int(i) for i in frame["id"]))
+            outcome = self._process(frame, checkpoint=None, force=True, resolve_gone=gone)
+            self.stats.unparked += len(outcome.written)
+
+    # --- one batch -------------------------------------------------------
+
+    def _process(self, frame: pd.DataFrame, *, checkpoint: tuple[Position, datetime] | None,
+                 force: bool = False, resolve_gone: list[int] | None = None) -> _BatchOutcome:
+        extra = frame.iloc[0:0]
+        for attempt in range(3):
+            try:
+                outcome = self._load_batch(frame, extra, checkpoint=checkpoint, force=force,
+                                           resolve_gone=resolve_gone, allow_restage=attempt < 2)
+                break
+            except _Restage as again:
+                self.dst.rollback()
+                extra = again.extra
+        if checkpoint is not None:
+            self.stats.written += len(outcome.written)
+            self.stats.unchanged += outcome.unchanged
+            self.stats.parked += outcome.parked
+            self.stats.quarantined += outcome.quarantined
+            self.stats.stale += outcome.stale
+        return outcome
+
+    def _load_batch(self, frame: pd.DataFrame, extra: pd.DataFrame, *, checkpoint, force: bool,
+                    resolve_gone: list[int] | None, allow_restage: bool) -> _BatchOutcome:
+        spec = self.spec
+        outcome = _BatchOutcome()
+        with self.dst.cursor() as cur:
+            if force:
+                changed = frame
+            else:
+                recorded = bk.recorded_hashes(cur, spec.name, list(frame["id"]))
+                same = frame["id"].map(recorded).astype(object) == frame[HASH_COLUMN].astype(str)
+                changed = frame[~same.to_numpy(dtype=bool)]
+                outcome.unchanged = len(frame) - len(changed)
+            if len(extra):
+                changed = pd.concat([extra, changed[~changed["id"].isin(extra["id"])]], ignore_index=True)
+            result = spec.transform(changed[list(spec.source_columns)])
+            columns = staging_columns(spec)
+            create_staging(cur, self.stage, columns)
+            copy_frame(cur, self.stage, result.rows, columns)
+            collisions = find_collisions(cur, spec, self.stage)
+            if collisions:
+                pull = sorted({t for c in collisions for t in c.target_ids} - set(int(i) for i in changed["id"]))
+                if pull and allow_restage:
+                    with self.src.cursor() as scur:
+                        pulled = fetch_by_ids(scur, spec, pull)
+                    self.src.commit()
+                    if len(pulled):
+                        raise _Restage(pd.concat([extra, pulled], ignore_index=True))
+                raise self._collision_error(collisions)
+            parked = park_missing_parents(cur, spec, self.stage, self.specs_by_name)
+            try:
+                cur.execute("SAVEPOINT upsert")
+                written = upsert(cur, spec, self.stage, self.specs_by_name)
+            except psycopg2.errors.UniqueViolation as exc:
+                detail = (exc.diag.message_detail or str(exc)).strip()
+                raise IntegrityHalt(
+                    f"{spec.name}: a unique key of {spec.target_schema}.{spec.target_table} would be shared by two "
+                    f"legacy rows: {detail}. Fix the source row(s), then run again; the batch was not written.",
+                    [int(i) for i in changed["id"]],
+                ) from None
+            outcome.written = written
+            outcome.parked = len(parked)
+            outcome.quarantined = len(result.rejects)
+            staged_ids = set(int(i) for i in result.rows["legacy_id"])
+            outcome.stale = len(staged_ids - set(written) - {p[0] for p in parked})
+
+            errors = result.rejects[["legacy_id", "category", "detail"]]
+            if parked:
+                errors = pd.concat([errors, pd.DataFrame(
+                    [(i, MISSING_PARENT, d) for i, d in parked], columns=["legacy_id", "category", "detail"])])
+            bk.record_errors(cur, spec.name, errors, self.run.run_id)
+            bk.resolve_errors(cur, spec.name, written)
+            if resolve_gone:
+                bk.resolve_errors(cur, spec.name, resolve_gone, [MISSING_PARENT])
+            bk.record_warnings(cur, spec.name, result.warnings, written, self.run.run_id)
+            bk.record_ledger(cur, spec.name, self._ledger_rows(changed, written, parked, result.rejects))
+            if checkpoint is not None:
+                self._checkpoint(cur, frame, outcome, *checkpoint)
+        self.dst.commit()
+        return outcome
+
+    def _ledger_rows(self, changed: pd.DataFrame, written: list[int], parked, rejects: pd.DataFrame) -> pd.DataFrame:
+        outcome = pd.Series(None, index=changed.index, dtype=object)
+        ids = changed["id"]
+        outcome[ids.isin(written)] = "loaded"
+        outcome[ids.isin([p[0] for p in parked])] = "parked"
+        outcome[ids.isin(rejects["legacy_id"])] = "quarantined"
+        keep = outcome.notna()
+        return pd.DataFrame({
+            "legacy_id": ids[keep], "row_hash": changed.loc[keep, HASH_COLUMN],
+            "source_updated_at": changed.loc[keep, self.spec.cursor_column], "outcome": outcome[keep],
+        })
+
+    def _checkpoint(self, cur, frame: pd.DataFrame, outcome: _BatchOutcome, position: Position, horizon: datetime) -> None:
+        """Cursor and counters per partition touched; the saved cursor never passes the source's safe horizon."""
+        spec = self.spec
+        keys = frame[spec.cursor_column].map(lambda ts: key_of(None if pd.isna(ts) else ts, self.all_keys))
+        progress: dict[str, bk.PartitionProgress] = {}
+        for key, group in frame.groupby(keys, sort=True):
+            last = group.iloc[-1]
+            ts = None if position.in_nulls else last[spec.cursor_column]
+            cursor = Position(ts, int(last["id"]), position.in_nulls)
+            if ts is not None and ts > horizon:
+                cursor = Position(horizon, 0)
+            progress[key] = bk.PartitionProgress(cursor=cursor, read=len(group))
+        batch_key = max(progress)
+        p = progress[batch_key]
+        p.written, p.unchanged, p.parked, p.quarantined = (
+            len(outcome.written), outcome.unchanged, outcome.parked, outcome.quarantined)
+        done = [k for k in self.keys if k < batch_key]
+        bk.save_checkpoint(cur, spec.name, progress, done)
+        saved = progress[batch_key].cursor
+        self.stats.watermark = saved.ts if saved and saved.ts else self.stats.watermark
+        bk.audit(cur, "batch_committed", level="detail", entity=spec.name, partition_key=batch_key,
+                 run_id=self.run.run_id, batch_no=self.stats.batches, operator=self.run.operator,
+                 details={"read": len(frame), "written": len(outcome.written), "unchanged": outcome.unchanged,
+                          "parked": outcome.parked, "quarantined": outcome.quarantined,
+                          "cursor": [str(position.ts), position.id]})
+
+    def _collision_error(self, collisions) -> IntegrityHalt:
+        parts = []
+        ids: set[int] = set()
+        for c in collisions[:10]:
+            holders = sorted(set(c.legacy_ids) | set(c.target_ids))
+            ids.update(holders)
+            parts.append(f"{c.key} {c.value!r} ← legacy ids {', '.join(map(str, holders))}")
+        more = f" (and {len(collisions) - 10} more)" if len(collisions) > 10 else ""
+        return IntegrityHalt(
+            f"{self.spec.name}: distinct legacy rows map to the same {collisions[0].key}: "
+            + "; ".join(parts) + more
+            + f". The batch was not written and {self.spec.name} is stopped: make these values distinct "
+            "in the source, then run again.",
+            sorted(ids),
+        )
+
+    def _fail(self, status: str, message: str, legacy_ids: list[int]) -> None:
+        try:
+            self.dst.rollback()
+            with self.dst.cursor() as cur:
+                if legacy_ids:
+                    bk.record_errors(cur, self.spec.name, pd.DataFrame(
+                        {"legacy_id": legacy_ids, "category": INTEGRITY, "detail": message[:2000]}), self.run.run_id)
+                bk.fail_partitions(cur, self.spec.name, self.keys, status, message)
+                bk.audit(cur, "run_failed", entity=self.spec.name, partition_key=self._range_label(),
+                         run_id=self.run.run_id, operator=self.run.operator,
+                         details={"error": message[:2000], "stats": self.stats.as_dict()})
+            self.dst.commit()
+        except Exception:  # the original error matters more than the bookkeeping
+            log.exception("could not record the failure of %s", self.spec.name)
+
+def sync_entity(source: Engine, dest: Engine, spec: EntitySpec, specs_by_name: dict[str, EntitySpec],
+                partitions: list[Partition], all_keys: list[str], run: RunInfo,
+                on_progress: Callable[[ProgressEvent], None] | None = None) -> SyncStats:
+    """Move what changed in `partitions` of `spec` from source to destination."""
+    sync = EntitySync(source, dest, spec, specs_by_name, partitions, all_keys, run, on_progress)
+    try:
+        return sync.run_pass()
+    finally:
+        sync.close()
