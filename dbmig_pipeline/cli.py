@@ -129,5 +129,101 @@ def seed(scale: float, random_seed: int, collisions: bool, force: bool, as_json:
         databases.dispose()
 
 
+def _print_outcome(outcome) -> None:
+    click.echo(f"run {outcome.run_id} (partitions {outcome.keys[0]} … {outcome.keys[-1]})")
+    for entity in outcome.entities:
+        if entity.ok:
+            m = entity.metadata
+            click.echo(
+                f"  {entity.entity:<16} ok      read {m.get('rows_read', 0):>9,}  written {m.get('rows_written', 0):>9,}  "
+                f"unchanged {m.get('rows_unchanged', 0):>9,}  parked {m.get('rows_parked', 0):>6,}  "
+                f"quarantined {m.get('rows_quarantined', 0):>6,}  {m.get('rows_per_second', 0):>9,.0f} rows/s"
+            )
+        else:
+            click.echo(f"  {entity.entity:<16} FAILED  {entity.error}")
+
+
+@main.command()
+@click.option("--entity", "entities", multiple=True, help="Only this entity (repeatable). Default: all six, parents first.")
+@click.option("--partition", help="One daily partition, YYYY-MM-DD.")
+@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), help="First partition of a range.")
+@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), help="Last partition of a range.")
+@click.option("--full", is_flag=True, help="Re-read the whole window instead of starting at the saved cursor (backfills).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@_friendly_errors
+def migrate(entities, partition, date_from, date_to, full, as_json) -> None:
+    """Move what changed. With no options: everything pending, in dependency order."""
+    from dbmig_pipeline.launch import run_migration
+
+    if partition and (date_from or date_to):
+        raise ConfigError("give either --partition or --from/--to, not both")
+    settings = _settings()
+    databases = open_databases(settings)
+    try:
+        outcome = run_migration(
+            databases, entities=list(entities) or None, partition=partition,
+            date_from=date_from.date() if date_from else None, date_to=date_to.date() if date_to else None,
+            full=full, progress=not as_json,
+        )
+    finally:
+        databases.dispose()
+    if as_json:
+        click.echo(json.dumps({"run_id": outcome.run_id, "partitions": [outcome.keys[0], outcome.keys[-1]],
+                               "entities": [e.__dict__ for e in outcome.entities]}, default=str))
+    else:
+        _print_outcome(outcome)
+    if not outcome.ok:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@_friendly_errors
+def status(as_json: bool) -> None:
+    """Per entity: watermark, target rows, parked, quarantined, last run and its outcome."""
+    from dbmig_pipeline.engine.status import entity_status
+    from dbmig_pipeline.entities import ENTITIES
+
+    settings = _settings()
+    databases = open_databases(settings)
+    try:
+        rows = entity_status(databases.dest, list(ENTITIES))
+    finally:
+        databases.dispose()
+    if as_json:
+        click.echo(json.dumps(rows, default=str))
+        return
+    click.echo(f"{'entity':<16} {'watermark':<26} {'rows':>10} {'deleted':>8} {'parked':>7} {'quarant.':>8}  last run")
+    for r in rows:
+        watermark = r["watermark"].isoformat(timespec="seconds") if r["watermark"] else "-"
+        last = f"{r['last_outcome']} {r['last_run_at']:%Y-%m-%d %H:%M:%S} ({r['last_run']})" if r["last_run"] else "never"
+        click.echo(f"{r['entity']:<16} {watermark:<26} {r['target_rows']:>10,} {r['deleted_rows']:>8,} "
+                   f"{r['parked']:>7,} {r['quarantined']:>8,}  {last}")
+
+
+@main.command()
+@click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True)
+@click.option("--changes", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Source rows to change between the full load and the differential sync.")
+@_friendly_errors
+def demo(scale: float, changes: int) -> None:
+    """Embedded databases, synthetic data, full load, a change, a differential sync, a report."""
+    from dbmig_pipeline.demo.run import run_demo
+
+    run_demo(_settings(), scale=scale, changes=changes, echo=click.echo)
+
+
+@main.command()
+@click.option("--port", type=int, default=3000, show_default=True)
+@click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True,
+              help="Demo data to seed when the embedded source is empty.")
+@_friendly_errors
+def dev(port: int, scale: float) -> None:
+    """Embedded databases with demo data, then the Dagster UI on http://127.0.0.1:PORT."""
+    from dbmig_pipeline.demo.run import run_dev
+
+    run_dev(_settings(), port=port, scale=scale, echo=click.echo)
+
+
 if __name__ == "__main__":
     main()

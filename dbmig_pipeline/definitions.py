@@ -3,8 +3,25 @@ from __future__ import annotations
 
 import dagster as dg
 
+from dbmig_pipeline.assets import GROUP, build_migration_assets
 from dbmig_pipeline.resources import DestinationDatabase, SourceDatabase
+from dbmig_pipeline.settings import Settings
 
-defs = dg.Definitions(
-    resources={"source_db": SourceDatabase(), "dest_db": DestinationDatabase()},
-)
+MIGRATION_JOB = "migrate_all"
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    settings = settings or Settings.from_env()
+    migration_job = dg.define_asset_job(
+        MIGRATION_JOB,
+        selection=dg.AssetSelection.groups(GROUP),
+        description="Every entity, parents first, for one partition or a range.",
+    )
+    return dg.Definitions(
+        assets=build_migration_assets(settings),
+        jobs=[migration_job],
+        resources={"source_db": SourceDatabase(), "dest_db": DestinationDatabase()},
+    )
+
+
+defs = build_definitions()

@@ -10,7 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
@@ -118,6 +118,33 @@ def _parse_file(env: Mapping[str, str], name: str) -> str | None:
     return raw or None
 
 
+PARTITION_START_FILE = "partition_start"
+
+
+def _installation_day(home: Path) -> date:
+    """The first day this DBMIG_HOME was used (recorded by `record_partition_start`), else today (UTC).
+
+    The first partition holds everything dated earlier, so by default it is
+    the initial full load and every later partition one day of changes.
+    """
+    recorded = home / PARTITION_START_FILE
+    if recorded.is_file():
+        try:
+            return date.fromisoformat(recorded.read_text().strip())
+        except ValueError:
+            raise ConfigError(f"{recorded} should hold a date like 2026-01-31; fix or delete it") from None
+    return datetime.now(UTC).date()
+
+
+def record_partition_start(settings: "Settings") -> None:
+    """Pin the default partition start so every later process agrees on the partitions."""
+    if settings.partition_start_is_default:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        recorded = settings.home / PARTITION_START_FILE
+        if not recorded.exists():
+            recorded.write_text(settings.partition_start.isoformat() + "\n")
+
+
 @dataclass(frozen=True)
 class SideSettings:
     """How to reach one database (source or destination)."""
@@ -147,6 +174,8 @@ class Settings:
     connect_retries: int = 3
     lookback_s: int = 300
     partition_start: date = date(2020, 1, 1)
+    #: True when DBMIG_PARTITION_START was not given: the start is this installation's first day
+    partition_start_is_default: bool = False
     delete_guard_share: float = 0.10
     mask_pii: bool = False
     environment: str = "development"
@@ -191,7 +220,8 @@ class Settings:
             connect_timeout_s=_parse_int(env, "DBMIG_CONNECT_TIMEOUT", 10, minimum=1),
             connect_retries=_parse_int(env, "DBMIG_CONNECT_RETRIES", 3, minimum=0),
             lookback_s=_parse_int(env, "DBMIG_LOOKBACK_SECONDS", 300, minimum=0),
-            partition_start=_parse_date(env, "DBMIG_PARTITION_START", date(2020, 1, 1)),
+            partition_start=_parse_date(env, "DBMIG_PARTITION_START", _installation_day(home)),
+            partition_start_is_default=not env.get("DBMIG_PARTITION_START", "").strip(),
             delete_guard_share=share_pct / 100,
             mask_pii=_parse_bool(env, "DBMIG_MASK_PII", False),
             environment=_parse_choice(env, "DBMIG_ENV", "development", ENVIRONMENTS),

@@ -182,23 +182,37 @@ class PartitionProgress:
 
 
 def save_checkpoint(cur, entity: str, progress: dict[str, PartitionProgress], done_keys: Sequence[str]) -> None:
-    """Advance cursors and counters of the partitions a batch touched; close those it passed."""
-    for key, p in progress.items():
+    """Advance cursors and counters of the partitions a batch touched; close those it passed.
+
+    One statement whatever the number of partitions: a full load touches thousands.
+    """
+    if progress:
+        items = sorted(progress.items())
         cur.execute(
             """
-            UPDATE dbmig.migration_control
-               SET cursor_updated_at = CASE WHEN %(has_cursor)s THEN %(ts)s ELSE cursor_updated_at END,
-                   cursor_id = CASE WHEN %(has_cursor)s THEN %(id)s ELSE cursor_id END,
-                   rows_read = rows_read + %(read)s, rows_written = rows_written + %(written)s,
-                   rows_unchanged = rows_unchanged + %(unchanged)s, rows_parked = rows_parked + %(parked)s,
-                   rows_quarantined = rows_quarantined + %(quarantined)s, updated_at = now()
-             WHERE entity = %(entity)s AND partition_key = %(key)s
+            UPDATE dbmig.migration_control c
+               SET cursor_updated_at = CASE WHEN u.has_cursor THEN u.ts ELSE c.cursor_updated_at END,
+                   cursor_id = CASE WHEN u.has_cursor THEN u.cursor_id ELSE c.cursor_id END,
+                   rows_read = c.rows_read + u.read, rows_written = c.rows_written + u.written,
+                   rows_unchanged = c.rows_unchanged + u.unchanged, rows_parked = c.rows_parked + u.parked,
+                   rows_quarantined = c.rows_quarantined + u.quarantined, updated_at = now()
+              FROM unnest(%(keys)s::text[], %(has)s::boolean[], %(ts)s::timestamptz[], %(ids)s::bigint[],
+                          %(read)s::bigint[], %(written)s::bigint[], %(unchanged)s::bigint[],
+                          %(parked)s::bigint[], %(quarantined)s::bigint[])
+                   AS u(partition_key, has_cursor, ts, cursor_id, read, written, unchanged, parked, quarantined)
+             WHERE c.entity = %(entity)s AND c.partition_key = u.partition_key
             """,
             {
-                "entity": entity, "key": key, "has_cursor": p.cursor is not None,
-                "ts": p.cursor.ts if p.cursor else None, "id": p.cursor.id if p.cursor else None,
-                "read": p.read, "written": p.written, "unchanged": p.unchanged,
-                "parked": p.parked, "quarantined": p.quarantined,
+                "entity": entity,
+                "keys": [k for k, _ in items],
+                "has": [p.cursor is not None for _, p in items],
+                "ts": [p.cursor.ts if p.cursor else None for _, p in items],
+                "ids": [p.cursor.id if p.cursor else None for _, p in items],
+                "read": [p.read for _, p in items],
+                "written": [p.written for _, p in items],
+                "unchanged": [p.unchanged for _, p in items],
+                "parked": [p.parked for _, p in items],
+                "quarantined": [p.quarantined for _, p in items],
             },
         )
     if done_keys:
@@ -219,6 +233,24 @@ def fail_partitions(cur, entity: str, keys: Sequence[str], status: str, error: s
         """,
         (status, error[:4000], entity, list(keys)),
     )
+
+
+def last_batch_no(cur, entity: str, run_id: str | None) -> int:
+    """The highest batch number the run already committed for the entity (0 if none).
+
+    A step retried within its run keeps the run id, so its batches must be
+    numbered after the earlier attempt's: (run_id, entity, batch_no) is unique.
+    """
+    if run_id is None:
+        return 0
+    cur.execute(
+        """
+        SELECT coalesce(max(batch_no), 0) FROM dbmig.audit_log
+         WHERE run_id = %s AND entity = %s AND operation = 'batch_committed'
+        """,
+        (run_id, entity),
+    )
+    return cur.fetchone()[0]
 
 
 def audit(

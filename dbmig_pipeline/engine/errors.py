@@ -27,3 +27,30 @@ class IntegrityHalt(EngineError):
     def __init__(self, message: str, legacy_ids: list[int]):
         super().__init__(message)
         self.legacy_ids = legacy_ids
+
+
+def is_technical(exc: BaseException) -> bool:
+    """Connection loss, timeouts, serialization failures and deadlocks: worth retrying.
+
+    Everything else (bad data, a bug, a constraint) fails the same way on
+    every retry, so it is not retried.
+    """
+    import psycopg2
+    import psycopg2.errors
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig
+    if isinstance(exc, sa_exc.DisconnectionError | sa_exc.TimeoutError):
+        return True
+    transient = (
+        psycopg2.OperationalError,  # connection refused, dropped, terminated, admin shutdown
+        psycopg2.InterfaceError,  # connection already closed
+        psycopg2.errors.SerializationFailure,
+        psycopg2.errors.DeadlockDetected,
+        psycopg2.errors.QueryCanceled,  # statement_timeout
+        psycopg2.errors.LockNotAvailable,
+    )
+    return isinstance(exc, transient)

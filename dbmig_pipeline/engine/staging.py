@@ -79,13 +79,15 @@ def _prepare(frame: pd.DataFrame, columns: tuple[TargetColumn, ...]) -> pd.DataF
 def copy_frame(cur, table: str, frame: pd.DataFrame, columns: tuple[TargetColumn, ...]) -> None:
     """COPY `frame`'s `columns` into `table`.
 
-    An empty field is NULL, quoted or not (FORCE_NULL): transforms turn empty
-    text into NULL anyway, so no value is ever an empty string.
+    Every text field is quoted (a bare carriage return would otherwise end
+    the row), so NULL travels as a quoted empty field and FORCE_NULL reads it
+    back as NULL: transforms turn empty text into NULL anyway, so no value is
+    ever an empty string.
     """
     if frame.empty:
         return
     buffer = io.StringIO()
-    _prepare(frame, columns).to_csv(buffer, index=False, header=False, quoting=csv.QUOTE_MINIMAL, na_rep="")
+    _prepare(frame, columns).to_csv(buffer, index=False, header=False, quoting=csv.QUOTE_NONNUMERIC, na_rep="")
     buffer.seek(0)
     names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
     cur.copy_expert(

@@ -99,6 +99,8 @@ class EntitySync:
         self.src = source.raw_connection()
         self.dst = dest.raw_connection()
         self.stage = f"stage_{spec.name}"
+        #: batches committed for this entity by earlier attempts of the same run
+        self.batch_offset = 0
 
     def close(self) -> None:
         for conn in (self.src, self.dst):
@@ -116,6 +118,7 @@ class EntitySync:
         self.src.commit()
         with self.dst.cursor() as cur:
             before = bk.start_partitions(cur, self.spec.name, self.keys, self.run.run_id)
+            self.batch_offset = bk.last_batch_no(cur, self.spec.name, self.run.run_id)
             bk.audit(cur, "run_started", entity=self.spec.name, partition_key=self._range_label(),
                      run_id=self.run.run_id, operator=self.run.operator, details={"mode": self.run.mode})
         self.dst.commit()
@@ -191,10 +194,15 @@ class EntitySync:
         return total
 
     def _retry_parked(self) -> None:
-        """Children parked for a missing parent get another chance at every run."""
+        """Children parked for a missing parent, and rows named by an integrity halt, get another
+        chance at every run. The latter matters once the source is fixed: a row loaded before its
+        conflicting partner was read lies behind the cursor, so no scan would ever resolve its error;
+        while the conflict lasts, retrying it stops the entity again."""
         with self.dst.cursor() as cur:
-            ids = bk.open_error_ids(cur, self.spec.name, MISSING_PARENT)
+            parked = bk.open_error_ids(cur, self.spec.name, MISSING_PARENT)
+            halted = bk.open_error_ids(cur, self.spec.name, INTEGRITY)
         self.dst.commit()
+        ids = sorted(set(parked) | set(halted))
         for start in range(0, len(ids), self.run.batch_size):
             chunk = ids[start:start + self.run.batch_size]
             with self.src.cursor() as cur:
@@ -202,7 +210,7 @@ class EntitySync:
             self.src.commit()
             gone = sorted(set(chunk) - set(int(i) for i in frame["id"]))
             outcome = self._process(frame, checkpoint=None, force=True, resolve_gone=gone)
-            self.stats.unparked += len(outcome.written)
+            self.stats.unparked += len(set(outcome.written) & set(parked))
 
     # --- one batch -------------------------------------------------------
 
@@ -277,7 +285,7 @@ class EntitySync:
             bk.record_errors(cur, spec.name, errors, self.run.run_id)
             bk.resolve_errors(cur, spec.name, written)
             if resolve_gone:
-                bk.resolve_errors(cur, spec.name, resolve_gone, [MISSING_PARENT])
+                bk.resolve_errors(cur, spec.name, resolve_gone, [MISSING_PARENT, INTEGRITY])
             bk.record_warnings(cur, spec.name, result.warnings, written, self.run.run_id)
             bk.record_ledger(cur, spec.name, self._ledger_rows(changed, written, parked, result.rejects))
             if checkpoint is not None:
@@ -301,14 +309,15 @@ class EntitySync:
         """Cursor and counters per partition touched; the saved cursor never passes the source's safe horizon."""
         spec = self.spec
         keys = frame[spec.cursor_column].map(lambda ts: key_of(None if pd.isna(ts) else ts, self.all_keys))
+        lasts = frame.assign(_key=keys.to_numpy()).drop_duplicates("_key", keep="last")
+        counts = keys.value_counts()
         progress: dict[str, bk.PartitionProgress] = {}
-        for key, group in frame.groupby(keys, sort=True):
-            last = group.iloc[-1]
-            ts = None if position.in_nulls else last[spec.cursor_column]
-            cursor = Position(ts, int(last["id"]), position.in_nulls)
+        for key, ts, row_id in zip(lasts["_key"], lasts[spec.cursor_column], lasts["id"]):
+            ts = None if position.in_nulls or pd.isna(ts) else ts
+            cursor = Position(ts, int(row_id), position.in_nulls)
             if ts is not None and ts > horizon:
                 cursor = Position(horizon, 0)
-            progress[key] = bk.PartitionProgress(cursor=cursor, read=len(group))
+            progress[key] = bk.PartitionProgress(cursor=cursor, read=int(counts[key]))
         batch_key = max(progress)
         p = progress[batch_key]
         p.written, p.unchanged, p.parked, p.quarantined = (
@@ -318,7 +327,7 @@ class EntitySync:
         saved = progress[batch_key].cursor
         self.stats.watermark = saved.ts if saved and saved.ts else self.stats.watermark
         bk.audit(cur, "batch_committed", level="detail", entity=spec.name, partition_key=batch_key,
-                 run_id=self.run.run_id, batch_no=self.stats.batches, operator=self.run.operator,
+                 run_id=self.run.run_id, batch_no=self.batch_offset + self.stats.batches, operator=self.run.operator,
                  details={"read": len(frame), "written": len(outcome.written), "unchanged": outcome.unchanged,
                           "parked": outcome.parked, "quarantined": outcome.quarantined,
                           "cursor": [str(position.ts), position.id]})

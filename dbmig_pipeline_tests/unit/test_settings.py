@@ -1,5 +1,5 @@
 """Settings: defaults, validation errors that name the variable, masked URLs."""
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,8 @@ def test_defaults_mean_embedded_under_dbmig_home(tmp_path):
     assert settings.home == tmp_path
     assert settings.dagster_home == tmp_path / "dagster_home"
     assert settings.batch_size == 10_000
-    assert settings.partition_start == date(2020, 1, 1)
+    assert settings.partition_start == datetime.now(UTC).date()
+    assert settings.partition_start_is_default
     assert settings.source.sslmode == "prefer"
 
 
@@ -104,3 +105,22 @@ def test_mask_url_hides_the_password(url):
 def test_mask_url_keeps_everything_else():
     assert mask_url(GOOD) == "postgresql://migrator:***@db.example:5432/legacy"
     assert mask_url(None) == "(embedded default)"
+
+
+def test_default_partition_start_is_pinned_in_dbmig_home(tmp_path):
+    from dbmig_pipeline.settings import record_partition_start
+
+    (tmp_path / "partition_start").write_text("2024-02-03\n")
+    assert Settings.from_env({"DBMIG_HOME": str(tmp_path)}).partition_start == date(2024, 2, 3)
+    given = Settings.from_env({"DBMIG_HOME": str(tmp_path), "DBMIG_PARTITION_START": "2021-01-01"})
+    assert given.partition_start == date(2021, 1, 1) and not given.partition_start_is_default
+    fresh = tmp_path / "fresh"
+    settings = Settings.from_env({"DBMIG_HOME": str(fresh)})
+    record_partition_start(settings)
+    assert (fresh / "partition_start").read_text().strip() == settings.partition_start.isoformat()
+
+
+def test_unreadable_pinned_partition_start_names_the_file(tmp_path):
+    (tmp_path / "partition_start").write_text("soon")
+    with pytest.raises(ConfigError, match="partition_start"):
+        Settings.from_env({"DBMIG_HOME": str(tmp_path)})

@@ -1,0 +1,51 @@
+"""The Dagster instance the CLI and the UI share.
+
+Invariant: `DAGSTER_HOME` holds the project's dagster.yaml and
+`DAGSTER_PG_URL` names the run storage (the embedded database by default)
+before any Dagster instance is opened, so runs launched from the terminal
+show up in the UI.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dbmig_pipeline.db import Endpoints
+from dbmig_pipeline.settings import Settings, record_partition_start
+
+_PROJECT_INSTANCE_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
+_FALLBACK_INSTANCE_YAML = """\
+storage:
+  postgres:
+    postgres_url:
+      env: DAGSTER_PG_URL
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    max_concurrent_runs: 4
+telemetry:
+  enabled: false
+"""
+
+
+def prepare_dagster_home(settings: Settings, endpoints: Endpoints) -> dict[str, str]:
+    """Write $DAGSTER_HOME/dagster.yaml and export the variables Dagster reads; returns them."""
+    record_partition_start(settings)
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    text = _PROJECT_INSTANCE_YAML.read_text() if _PROJECT_INSTANCE_YAML.exists() else _FALLBACK_INSTANCE_YAML
+    target = home / "dagster.yaml"
+    if not target.exists() or target.read_text() != text:
+        target.write_text(text)
+    exported = {
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_URL": endpoints.dagster_url,
+        # Child processes (daemon, run workers, code servers) must reach the same databases.
+        "DBMIG_SOURCE_URL": endpoints.source_url,
+        "DBMIG_DEST_URL": endpoints.dest_url,
+        "DBMIG_HOME": str(settings.home),
+        "DBMIG_PARTITION_START": settings.partition_start.isoformat(),
+    }
+    os.environ.update(exported)
+    return exported

@@ -1,0 +1,125 @@
+"""Launch migration runs from the terminal into the shared Dagster instance.
+
+The CLI never migrates behind Dagster's back: every `dbmig migrate` is a
+Dagster run of the `migrate_all` job (recorded in the instance, visible in
+the UI), executed in this process so that progress shows in the terminal.
+"""
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import dagster as dg
+
+from dbmig_pipeline.assets import FULL_TAG, OPERATOR_TAG, PROGRESS_TAG, daily_partitions
+from dbmig_pipeline.db import Databases
+from dbmig_pipeline.definitions import MIGRATION_JOB, build_definitions
+from dbmig_pipeline.engine.partitions import key_range
+from dbmig_pipeline.engine.plan import union_pending_keys
+from dbmig_pipeline.entities import ENTITY_NAMES
+from dbmig_pipeline.instance import prepare_dagster_home
+from dbmig_pipeline.settings import ConfigError
+
+_QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass
+class EntityOutcome:
+    entity: str
+    ok: bool
+    metadata: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class MigrationOutcome:
+    run_id: str
+    keys: list[str]
+    entities: list[EntityOutcome]
+
+    @property
+    def ok(self) -> bool:
+        return all(e.ok for e in self.entities)
+
+
+def resolve_keys(databases: Databases, entities: list[str], *, partition: str | None,
+                 date_from: date | None, date_to: date | None) -> list[str]:
+    all_keys = daily_partitions(databases.settings).get_partition_keys()
+    if partition:
+        if partition not in all_keys:
+            raise ConfigError(f"--partition {partition} is not a partition ({all_keys[0]} … {all_keys[-1]}; "
+                              "DBMIG_PARTITION_START sets the first)")
+        return [partition]
+    if date_from or date_to:
+        first = (date_from or date.fromisoformat(all_keys[0])).isoformat()
+        last = (date_to or date.fromisoformat(all_keys[-1])).isoformat()
+        try:
+            return key_range(all_keys, first, last)
+        except ValueError as exc:
+            raise ConfigError(f"--from/--to: {exc}") from None
+    lookback = timedelta(seconds=databases.settings.lookback_s)
+    return union_pending_keys(databases.dest, entities, all_keys, lookback)
+
+
+def run_migration(databases: Databases, *, entities: list[str] | None = None, partition: str | None = None,
+                  date_from: date | None = None, date_to: date | None = None, full: bool = False,
+                  progress: bool = True) -> MigrationOutcome:
+    entities = list(entities or ENTITY_NAMES)
+    unknown = [e for e in entities if e not in ENTITY_NAMES]
+    if unknown:
+        raise ConfigError(f"unknown entity {unknown[0]!r}; choose from {', '.join(ENTITY_NAMES)}")
+    prepare_dagster_home(databases.settings, databases.endpoints)
+    keys = resolve_keys(databases, entities, partition=partition, date_from=date_from, date_to=date_to)
+    tags = {
+        "dagster/asset_partition_range_start": keys[0],
+        "dagster/asset_partition_range_end": keys[-1],
+        OPERATOR_TAG: _operator(),
+        "dbmig/launched_by": "cli",
+    }
+    if full:
+        tags[FULL_TAG] = "true"
+    if progress:
+        tags[PROGRESS_TAG] = "bar"
+    job = build_definitions(databases.settings).resolve_job_def(MIGRATION_JOB)
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            tags=tags,
+            run_config=_QUIET_LOGS,
+            asset_selection=[dg.AssetKey(e) for e in entities],
+            raise_on_error=False,
+        )
+    return MigrationOutcome(result.run_id, keys, _outcomes(result, entities))
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _outcomes(result: dg.ExecuteInProcessResult, entities: list[str]) -> list[EntityOutcome]:
+    failures: dict[str, str] = {}
+    skipped: set[str] = set()
+    for event in result.all_events:
+        if event.is_step_failure and event.step_key:
+            error = event.step_failure_data.error
+            user = event.step_failure_data.user_failure_data
+            failures[event.step_key] = (user.description if user and user.description else None) or (
+                error.message.strip() if error else "failed")
+        elif event.is_step_skipped and event.step_key:
+            skipped.add(event.step_key)
+    outcomes = []
+    for entity in entities:
+        if entity in failures:
+            outcomes.append(EntityOutcome(entity, False, error=failures[entity]))
+        elif entity in skipped:
+            outcomes.append(EntityOutcome(entity, False, error="skipped: a parent entity failed in this run"))
+        else:
+            materializations = result.asset_materializations_for_node(entity)
+            metadata = {k: v.value for k, v in materializations[-1].metadata.items()} if materializations else {}
+            outcomes.append(EntityOutcome(entity, bool(materializations), metadata,
+                                          None if materializations else "did not run"))
+    return outcomes

@@ -1,0 +1,73 @@
+"""`dbmig migrate` / `status` on databases it did not create, recorded in the Dagster instance."""
+import json
+
+import sqlalchemy as sa
+
+from dbmig_pipeline.demo.seed import seed_legacy
+from dbmig_pipeline_tests.integration.test_cli_setup import run_dbmig
+
+
+def _env(tmp_path, make_database):
+    source = make_database("legacy")
+    seed_legacy(source, scale=0.0005)
+    return {
+        "DBMIG_HOME": str(tmp_path),
+        "DBMIG_SOURCE_URL": source,
+        "DBMIG_DEST_URL": make_database("target"),
+        "DAGSTER_PG_URL": make_database("dagster"),
+        "DBMIG_BATCH_SIZE": "97",
+    }
+
+
+def _scalar(url, query):
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(query)).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_migrate_then_status_then_nothing_pending(tmp_path, make_database):
+    env = _env(tmp_path, make_database)
+    first = run_dbmig("migrate", "--json", env=env, timeout=300)
+    assert first.returncode == 0, first.stderr
+    outcome = json.loads(first.stdout)
+    by_entity = {e["entity"]: e for e in outcome["entities"]}
+    assert all(e["ok"] for e in by_entity.values())
+    source_patients = _scalar(env["DBMIG_SOURCE_URL"], "SELECT count(*) FROM public.patients")
+    assert by_entity["patients"]["metadata"]["rows_read"] == source_patients
+    assert _scalar(env["DBMIG_DEST_URL"], "SELECT count(*) FROM app.patients") == by_entity["patients"]["metadata"]["rows_written"]
+    assert not (tmp_path / "pgdata").exists()  # nothing embedded started
+
+    # The run is in the Dagster instance (visible in the UI).
+    runs = _scalar(env["DAGSTER_PG_URL"], "SELECT count(*) FROM runs WHERE status = 'SUCCESS'")
+    assert runs == 1
+
+    second = run_dbmig("migrate", "--json", env=env, timeout=300)
+    assert second.returncode == 0, second.stderr
+    again = {e["entity"]: e["metadata"] for e in json.loads(second.stdout)["entities"]}
+    assert sum(m["rows_written"] for m in again.values()) == 0
+
+    status = run_dbmig("status", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    rows = {r["entity"]: r for r in json.loads(status.stdout)}
+    assert rows["orders"]["last_outcome"] == "succeeded"
+    assert rows["patients"]["target_rows"] == by_entity["patients"]["metadata"]["rows_written"]
+    assert rows["orders"]["parked"] > 0 and rows["patients"]["quarantined"] > 0
+
+
+def test_collision_fails_orders_only_with_the_legacy_ids(tmp_path, make_database):
+    env = _env(tmp_path, make_database)
+    engine = sa.create_engine(env["DBMIG_SOURCE_URL"])
+    with engine.begin() as conn:
+        a, b = conn.execute(sa.text("SELECT id FROM public.orders WHERE patient_id = 1 ORDER BY id LIMIT 2")).scalars()
+        conn.execute(sa.text("UPDATE public.orders SET order_no = 'zz-777' WHERE id = :a"), {"a": a})
+        conn.execute(sa.text("UPDATE public.orders SET order_no = ' ZZ-777 ' WHERE id = :b"), {"b": b})
+    engine.dispose()
+    result = run_dbmig("migrate", env=env, timeout=300)
+    assert result.returncode == 1
+    assert "orders" in result.stdout and "FAILED" in result.stdout
+    assert f"legacy ids {min(a, b)}, {max(a, b)}" in result.stdout
+    for entity in ("offices", "doctors", "patients", "jaws", "system_messages"):
+        assert any(line.split()[:2] == [entity, "ok"] for line in result.stdout.splitlines()), result.stdout

@@ -1,0 +1,32 @@
+"""The code location: six assets, their dependency edges, the job. A rename fails here."""
+import dagster as dg
+
+from dbmig_pipeline.definitions import MIGRATION_JOB, build_definitions
+from dbmig_pipeline.settings import Settings
+
+
+def _defs(tmp_path):
+    return build_definitions(Settings.from_env({"DBMIG_HOME": str(tmp_path), "DBMIG_PARTITION_START": "2024-01-01"}))
+
+
+def test_asset_keys_and_dependency_edges(tmp_path):
+    graph = _defs(tmp_path).resolve_asset_graph()
+    keys = sorted(k.to_user_string() for k in graph.get_all_asset_keys())
+    assert keys == ["doctors", "jaws", "offices", "orders", "patients", "system_messages"]
+    parents = {k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
+               for k in graph.get_all_asset_keys()}
+    assert parents == {"offices": [], "doctors": ["offices"], "patients": ["doctors"], "orders": ["patients"],
+                       "jaws": [], "system_messages": []}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.group_name == "migration"
+        assert node.backfill_policy == dg.BackfillPolicy.single_run()
+
+
+def test_daily_partitions_start_where_configured_and_end_today(tmp_path):
+    job = _defs(tmp_path).resolve_job_def(MIGRATION_JOB)
+    keys = job.partitions_def.get_partition_keys()
+    assert keys[0] == "2024-01-01"
+    from datetime import UTC, datetime
+
+    assert keys[-1] == datetime.now(UTC).date().isoformat()
