@@ -74,6 +74,31 @@ def config() -> None:
         databases.dispose()
 
 
+@main.command("env")
+@_friendly_errors
+def env_command() -> None:
+    """Print shell exports for plain `dagster` commands: eval "$(dbmig env)".
+
+    Only variables you have not set yourself are printed (the embedded
+    defaults and DAGSTER_HOME), so no password of yours is ever echoed.
+    """
+    import os
+    import shlex
+
+    from dbmig_pipeline.instance import prepare_dagster_home
+
+    settings = _settings()
+    before = dict(os.environ)
+    databases = open_databases(settings)
+    try:
+        exported = prepare_dagster_home(settings, databases.endpoints)
+    finally:
+        databases.dispose()
+    for name, value in exported.items():
+        if not before.get(name):
+            click.echo(f"export {name}={shlex.quote(value)}")
+
+
 @main.command()
 @_friendly_errors
 def init() -> None:
