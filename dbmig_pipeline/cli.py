@@ -250,5 +250,7 @@ def dev(port: int, scale: float) -> None:
     run_dev(_settings(), port=port, scale=scale, echo=click.echo)
 
 
+# Commands of other modules register here, one line each.
+
 if __name__ == "__main__":
     main()

@@ -17,9 +17,17 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         selection=dg.AssetSelection.groups(GROUP),
         description="Every entity, parents first, for one partition or a range.",
     )
+    assets: list = [*build_migration_assets(settings)]
+    asset_checks: list = []
+    jobs: list = [migration_job]
+    schedules: list = []
+    sensors: list = []
     return dg.Definitions(
-        assets=build_migration_assets(settings),
-        jobs=[migration_job],
+        assets=assets,
+        asset_checks=asset_checks,
+        jobs=jobs,
+        schedules=schedules,
+        sensors=sensors,
         resources={"source_db": SourceDatabase(), "dest_db": DestinationDatabase()},
     )
 
