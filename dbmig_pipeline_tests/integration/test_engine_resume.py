@@ -1,0 +1,139 @@
+"""Crash safety: a load killed at any point loses at most its uncommitted batch, and a re-run
+completes it with every row exactly once (MAPPING.md section 4; sync.py's invariant)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from dbmig_pipeline.demo.seed import seed_legacy
+from dbmig_pipeline.engine.sync import FULL, SyncStats
+from dbmig_pipeline.entities import ENTITY_NAMES
+from dbmig_pipeline_tests.integration.engine_helpers import (
+    assert_target_matches_oracle,
+    insert,
+    ledger,
+    pair_fixture,  # noqa: F401 (the `pair` fixture)
+    target_ids,
+)
+
+KILL_SCALE = 0.002  # 3 000 patients and 3 800 orders: 60 and 76 batches of 50
+RUN = "run-killed"
+
+
+def committed_batches(pair, entity: str) -> int:
+    return pair.dst("SELECT count(*) FROM dbmig.audit_log WHERE operation = 'batch_committed' AND entity = :e",
+                    e=entity)[0][0]
+
+
+def assert_batches_atomic(pair, entity: str) -> None:
+    """Target rows, ledger, row errors and batch audit rows tell the same story: whole batches or nothing."""
+    outcomes = ledger(pair, entity)
+    assert {i for i, o in outcomes.items() if o == "loaded"} == target_ids(pair, entity), entity
+    held = pair.dst("SELECT legacy_id FROM dbmig.row_errors WHERE entity = :e AND resolved_at IS NULL", e=entity)
+    assert {i for (i,) in held} == {i for i, o in outcomes.items() if o in ("parked", "quarantined")}, entity
+    read = pair.dst("SELECT coalesce(sum((details->>'read')::int), 0) FROM dbmig.audit_log"
+                    " WHERE operation = 'batch_committed' AND entity = :e", e=entity)[0][0]
+    assert read == len(outcomes), entity  # a first load: every row read is a changed row with a ledger row
+
+
+def assert_no_duplicate_batches(pair) -> None:
+    duplicates = pair.dst("SELECT run_id, entity, batch_no FROM dbmig.audit_log WHERE operation = 'batch_committed'"
+                          " GROUP BY 1, 2, 3 HAVING count(*) > 1")
+    assert duplicates == []
+
+
+# --- 7 and 8: SIGKILL ------------------------------------------------------------------
+
+def test_full_load_killed_mid_run_resumes_to_exactly_one_copy_of_every_row(pair):
+    counts = seed_legacy(pair.source_url, scale=KILL_SCALE)
+    # The child sleeps a little after each batch so that the kill lands mid-entity, whatever the machine.
+    script = textwrap.dedent(f"""
+        import time
+        from dbmig_pipeline_tests.integration.engine_helpers import make_pair
+        pair = make_pair({pair.source_url!r}, {pair.dest_url!r})
+        pair.run_all(mode="full", batch_size=50, run_id={RUN!r}, on_progress=lambda event: time.sleep(0.02))
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while committed_batches(pair, "patients") < 8:
+            assert child.poll() is None, f"the load ended before the kill:\n{child.stdout.read().decode()}"
+            assert time.monotonic() < deadline, "no patients batch committed within 60 s"
+            time.sleep(0.005)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == -signal.SIGKILL
+
+    # 8. What the killed run committed is consistent, batch by batch.
+    for entity in ENTITY_NAMES:
+        assert_batches_atomic(pair, entity)
+    assert len(target_ids(pair, "offices")) > 0 and len(target_ids(pair, "doctors")) > 0
+    assert 0 < len(target_ids(pair, "patients")) < counts["patients"]  # killed inside patients
+    assert target_ids(pair, "orders") == set()
+    partial = pair.dst("SELECT count(*) FROM dbmig.migration_control WHERE entity = 'patients' AND status = 'running'")
+    assert partial[0][0] > 0  # the kill left the pass unfinished, as a crash does
+
+    # 7. Re-run the same range to completion, under the same run id (a retried step keeps its run's id).
+    results = pair.run_all(mode=FULL, batch_size=50, run_id=RUN)
+    assert all(isinstance(stats, SyncStats) for stats in results.values()), results
+    expected = assert_target_matches_oracle(pair)
+    for entity in ENTITY_NAMES:
+        source_ids = {i for (i,) in pair.src(f"SELECT id FROM public.{entity}")}
+        loaded = target_ids(pair, entity)
+        assert loaded == expected[entity].loaded
+        assert loaded == source_ids - set(expected[entity].rejects) - expected[entity].parked
+        outcomes = ledger(pair, entity)
+        assert set(outcomes) == source_ids and len(outcomes) == counts[entity]  # one ledger row per source row
+        assert {i for i, o in outcomes.items() if o == "loaded"} == loaded
+        written = pair.dst("SELECT coalesce(sum((details->>'written')::int), 0) FROM dbmig.audit_log"
+                           " WHERE operation = 'batch_committed' AND entity = :e AND run_id = :r", e=entity, r=RUN)
+        assert written[0][0] == len(loaded), entity  # each row written once, before or after the kill
+    assert_no_duplicate_batches(pair)
+    assert pair.dst("SELECT DISTINCT status FROM dbmig.migration_control") == [("succeeded",)]
+
+
+# --- a step retried within its run -------------------------------------------------------
+
+class TechnicalFailure(Exception):
+    pass
+
+
+def test_a_step_retried_in_the_same_run_goes_on_and_numbers_its_batches_after_the_failed_attempt(pair):
+    old = datetime(2019, 3, 1, tzinfo=UTC)
+    insert(pair, "offices", [{"created_at": old, "updated_at": old, "name": "Office", "is_active": True}])
+    insert(pair, "doctors", [{"created_at": old, "updated_at": old, "office_id": 1, "first_name": "Dana",
+                              "last_name": "Doctor", "specialty": "GP", "is_active": True}])
+    insert(pair, "patients", [{"created_at": old, "updated_at": old.replace(hour=i), "doctor_id": 1,
+                               "first_name": "Pat", "last_name": f"P{i}", "status": 1} for i in range(20)])
+    pair.run("offices")
+    pair.run("doctors")
+
+    def fail_after_two(event):
+        if event.batch_no == 2:
+            raise TechnicalFailure("connection lost")
+
+    with pytest.raises(TechnicalFailure):
+        pair.run("patients", on_progress=fail_after_two)
+    assert len(target_ids(pair, "patients")) == 14  # two batches of 7 committed
+    assert_batches_atomic(pair, "patients")
+    failed = pair.dst("SELECT count(*) FROM dbmig.audit_log WHERE operation = 'run_failed' AND entity = 'patients'")
+    assert failed == [(1,)]
+
+    retried = pair.run("patients")  # same run id: run-1
+    assert retried.written == 6
+    assert len(target_ids(pair, "patients")) == 20
+    assert_no_duplicate_batches(pair)
+    numbers = pair.dst("SELECT batch_no FROM dbmig.audit_log WHERE operation = 'batch_committed'"
+                       " AND entity = 'patients' ORDER BY id")
+    assert [n for (n,) in numbers] == list(range(1, len(numbers) + 1))

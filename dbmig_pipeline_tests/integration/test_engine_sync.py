@@ -1,0 +1,303 @@
+"""The engine against real databases: MAPPING.md section 3 row by row, and the behaviour of section 4.
+
+Every expectation about target content comes from the SQL oracle in
+engine_helpers (never from the transforms), or is written out by hand.
+"""
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+
+from dbmig_pipeline.demo.seed import seed_legacy
+from dbmig_pipeline.engine.errors import IntegrityHalt
+from dbmig_pipeline.engine.sync import DIFFERENTIAL, FULL, SyncStats
+from dbmig_pipeline.entities import ENTITY_NAMES
+from dbmig_pipeline_tests.integration.engine_helpers import (
+    assert_target_matches_oracle,
+    error_row,
+    insert,
+    open_errors,
+    pair_fixture,  # noqa: F401 (the `pair` fixture)
+    target_ids,
+    target_rows,
+)
+
+SCALE = 0.0002  # about 800 rows in all, every fixed edge case of the seed included
+OLD = datetime(2019, 3, 1, tzinfo=UTC)  # before the first partition
+TIE = datetime(2019, 12, 31, 12, 0, tzinfo=UTC)
+
+
+# --- 1. full load ---------------------------------------------------------------
+
+def test_full_load_of_a_seeded_source_matches_the_mapping_row_by_row(pair):
+    counts = seed_legacy(pair.source_url, scale=SCALE)
+    results = pair.run_all(mode=FULL)
+
+    expected = assert_target_matches_oracle(pair)
+    for entity in ENTITY_NAMES:
+        stats, want = results[entity], expected[entity]
+        assert isinstance(stats, SyncStats), f"{entity}: {stats}"
+        assert stats.read == counts[entity]
+        assert stats.written == len(want.loaded)
+        assert stats.parked == len(want.parked)
+        assert stats.quarantined == len(want.rejects)
+        assert stats.batches > 1  # batch_size 7: several batches everywhere
+
+    # The oracle is only as good as the cases in the data: the contract's named ones are there.
+    assert expected["offices"].rejects[10] == "data_quality"  # name blank after trimming
+    assert 2 in expected["doctors"].parked  # its office is quarantined
+    assert expected["patients"].rejects[10] == "business_rule"  # status 7
+    assert expected["patients"].rejects[22] == "data_quality"
+    assert {2, 3} <= expected["patients"].parked
+    assert {2, 4, 5} <= expected["orders"].parked  # patient 10 quarantined, patient 3 parked, patient 2 parked
+    assert expected["orders"].rejects[13] == "data_quality"  # unknown status
+    assert expected["orders"].rejects[17] == "business_rule"  # negative price
+    assert expected["orders"].rejects[16] == "business_rule"  # negative aligner_count
+    assert expected["orders"].rejects[27] == "data_quality"  # arches 'top'
+    assert expected["jaws"].rejects.keys() >= {4, 5, 12, 13, 14}
+    assert expected["system_messages"].rejects.keys() >= {8, 9, 19}
+
+    # A few values written out by hand from MAPPING.md, independent of the oracle too.
+    offices = target_rows(pair.dest, "offices")
+    assert offices[2]["display_name"] == "Bright Smiles"
+    assert offices[2]["email"] == "info@brightsmiles.com" and offices[2]["phone_e164"] == "+15551234567"
+    assert offices[6]["address"] == {"line1": "1 Main St", "city": "Boston", "region": "CO",
+                                     "postal_code": "62701", "country": "US"}
+    assert offices[6]["email"] is None and offices[6]["phone_e164"] is None
+    assert offices[7]["phone_e164"] == "+15551234567"
+    doctors = target_rows(pair.dest, "doctors")
+    assert [doctors[i]["specialty"] for i in (6, 7, 8, 9, 10)] == [
+        "orthodontist", "general_dentist", "pediatric_dentist", "other", "other"]
+    assert (doctors[5]["given_name"], doctors[5]["family_name"]) == ("Marta", "Lopez")
+    patients = target_rows(pair.dest, "patients")
+    assert (patients[23]["given_name"], patients[23]["family_name"]) == ("Émilie", "Müller")  # no-break spaces go
+    assert patients[12]["date_of_birth"] is None and patients[13]["date_of_birth"] is None
+    assert [patients[i]["sex"] for i in (15, 16, 17, 18, 19, 20, 21)] == [
+        "male", "female", "unknown", "unknown", "male", "female", "unknown"]
+    assert patients[28]["notes"] is None and patients[29]["notes"] == "padded note"
+    assert patients[38]["email"] == "spaced@example.com" and patients[38]["phone_e164"] == "+15551234567"
+    assert patients[39]["email"] is None and patients[39]["phone_e164"] is None
+    orders = target_rows(pair.dest, "orders")
+    assert orders[37]["order_number"] == "ORD-000000037"
+    assert orders[14]["status"] == "shipped"
+    assert orders[18]["price_cents"] == 123456 and orders[19]["price_cents"] == 1
+    assert (orders[28]["arches"], orders[25]["arches"], orders[26]["arches"]) == ("upper", None, None)
+    assert [orders[i]["is_rush"] for i in (23, 30, 31)] == [True, False, False]
+    assert orders[33]["extra"] == {"material": "ClearX", "notes": "Größe ✓ 😀",
+                                   "refinement": {"round": 2, "teeth": [11, 21]}}
+    jaws = target_rows(pair.dest, "jaws")
+    assert [jaws[i]["teeth"] for i in (7, 8, 9, 10, 11, 15, 16)] == [
+        [11, 12, 21], [11, 21], [11, 12], [], [], [], [18, 48, 51, 55, 85]]
+    assert jaws[18]["legacy_patient_id"] == counts["patients"] + 1000  # points nowhere, kept
+    messages = target_rows(pair.dest, "system_messages")
+    assert [messages[i]["severity"] for i in (3, 5, 6, 7)] == ["warning", "info", "warning", "error"]
+    assert messages[10]["context"] == {} and messages[11]["context"] == {}
+    assert messages[18]["code"] == "PAD_CODE"
+
+
+# --- helpers for the hand-made data sets --------------------------------------
+
+def base_rows(pair, *, patients: int, orders: int) -> None:
+    """One office, one doctor, `patients` patients (the last nine, or all, tie on updated_at), `orders` orders."""
+    insert(pair, "offices", [{"created_at": OLD, "updated_at": OLD, "name": "Office", "is_active": True}])
+    insert(pair, "doctors", [{"created_at": OLD, "updated_at": OLD, "office_id": 1, "first_name": "Dana",
+                              "last_name": "Doctor", "specialty": "ORTHO", "is_active": True}])
+    insert(pair, "patients", [
+        {"created_at": OLD, "updated_at": TIE if i > patients - 9 else OLD.replace(hour=i % 24, day=1 + i // 24),
+         "doctor_id": 1, "first_name": "Pat", "last_name": f"Patient {i}", "status": 1}
+        for i in range(1, patients + 1)])
+    insert(pair, "orders", [
+        {"created_at": OLD, "updated_at": OLD.replace(minute=i), "patient_id": i, "order_no": f"o-{i}",
+         "status": "draft", "price": "10.00", "details": '{"arches": "upper"}'}
+        for i in range(1, orders + 1)])
+
+
+# --- 2. differential ------------------------------------------------------------
+
+def test_differential_run_moves_exactly_the_changed_rows_and_ties_across_batches(pair):
+    base_rows(pair, patients=20, orders=10)  # patients 12…20 tie: batches of 7 split them
+    first = pair.run_all(mode=FULL)
+    assert first["patients"].written == 20 and first["patients"].batches == 3
+    assert_target_matches_oracle(pair)
+
+    # One new timestamp for every change and insert: a 14-row tie that spans three batches.
+    stamp = pair.src("SELECT date_trunc('second', now())")[0][0]
+    pair.src("UPDATE patients SET last_name = last_name || ' (moved)', updated_at = :s WHERE id IN (3, 5, 13)", s=stamp)
+    pair.src("UPDATE patients SET updated_at = :s WHERE id = 7", s=stamp)  # a touch: new version, same content
+    new_patients = insert(pair, "patients", [
+        {"created_at": stamp, "updated_at": stamp, "doctor_id": 1, "first_name": "New", "last_name": f"N{i}",
+         "status": 0} for i in range(10)])
+    pair.src("UPDATE orders SET price = 99.99, details = '{\"rush\": true}', updated_at = :s WHERE id = 2", s=stamp)
+    new_order = insert(pair, "orders", [{"created_at": stamp, "updated_at": stamp, "patient_id": new_patients[-1],
+                                         "order_no": " n-1 ", "status": "submitted", "price": "5.50"}])[0]
+
+    second = pair.run_all(mode=DIFFERENTIAL, run_id="run-2")
+    patients = second["patients"]
+    # Re-read: the old tie group (minus 13, which moved) lies within the look-back of the saved cursor.
+    assert (patients.read, patients.written, patients.unchanged) == (8 + 14, 14, 8)
+    assert (patients.parked, patients.quarantined, patients.stale) == (0, 0, 0)
+    assert patients.batches == 4
+    orders = second["orders"]
+    assert (orders.read, orders.written, orders.unchanged) == (6 + 2, 2, 6)  # orders 5…10 within the look-back
+    for entity in ("offices", "doctors", "jaws", "system_messages"):
+        assert second[entity].written == 0 and second[entity].unchanged == second[entity].read
+    expected = assert_target_matches_oracle(pair)
+    assert expected["patients"].loaded == set(range(1, 31))
+    target = target_rows(pair.dest, "orders")
+    assert target[new_order]["order_number"] == "N-1" and target[new_order]["parent"] == new_patients[-1]
+    assert (target[2]["price_cents"], target[2]["is_rush"], target[2]["arches"]) == (9999, True, None)
+    assert target_rows(pair.dest, "patients")[7]["source_updated_at"] == stamp
+
+    # Nothing changed: a run over the newest partition only re-reads the new tie group and writes nothing.
+    pair.src("UPDATE patients SET status = 2, updated_at = now() WHERE id = 4")
+    third = pair.run("patients", mode=DIFFERENTIAL, run_id="run-3", keys=[pair.keys[-1]])
+    assert (third.read, third.written, third.unchanged) == (15, 1, 14)
+    assert target_rows(pair.dest, "patients")[4]["status"] == "in_treatment"
+    again = pair.run_all(mode=DIFFERENTIAL, run_id="run-4")
+    assert all(s.written == 0 and s.unchanged == s.read for s in again.values())
+
+
+# --- 3. parent arrives later ------------------------------------------------------
+
+def test_parked_child_loads_once_its_quarantined_parent_is_fixed(pair):
+    base_rows(pair, patients=3, orders=3)
+    pair.src("UPDATE patients SET status = 7 WHERE id = 2")  # quarantined, business_rule
+    pair.run_all(mode=FULL)
+    assert target_ids(pair, "orders") == {1, 3}
+    assert open_errors(pair) == {("patients", 2): "business_rule", ("orders", 2): "missing_parent"}
+
+    again = pair.run("orders", mode=DIFFERENTIAL, run_id="run-2")  # still no parent: parked again
+    assert again.unparked == 0 and target_ids(pair, "orders") == {1, 3}
+    assert error_row(pair, "orders", 2, "missing_parent")["attempts"] == 2
+
+    pair.src("UPDATE patients SET status = 1, updated_at = now() WHERE id = 2")
+    assert pair.run("patients", mode=DIFFERENTIAL, run_id="run-3").written == 1
+    fixed = pair.run("orders", mode=DIFFERENTIAL, run_id="run-3")
+    assert fixed.unparked == 1
+    assert target_ids(pair, "orders") == {1, 2, 3}
+    parked = error_row(pair, "orders", 2, "missing_parent")
+    assert parked["resolved_at"] is not None and parked["attempts"] == 2  # kept, resolved, not deleted
+    assert error_row(pair, "patients", 2, "business_rule")["resolved_at"] is not None
+    assert open_errors(pair) == {}
+    assert_target_matches_oracle(pair)
+
+
+def test_child_run_before_its_parent_arrives_is_parked_then_loaded(pair):
+    base_rows(pair, patients=2, orders=2)
+    pair.run_all(mode=FULL)
+    patient = insert(pair, "patients", [{"created_at": OLD, "updated_at": datetime.now(UTC), "doctor_id": 1,
+                                         "first_name": "Late", "last_name": "Parent", "status": 1}])[0]
+    order = insert(pair, "orders", [{"created_at": OLD, "updated_at": datetime.now(UTC), "patient_id": patient,
+                                     "order_no": "late-1", "status": "draft", "price": "1.00"}])[0]
+
+    child_first = pair.run("orders", mode=DIFFERENTIAL, run_id="run-2")  # the patients run has not happened yet
+    assert (child_first.written, child_first.parked) == (0, 1)
+    assert order not in target_ids(pair, "orders")
+    assert open_errors(pair) == {("orders", order): "missing_parent"}
+
+    pair.run("patients", mode=DIFFERENTIAL, run_id="run-3")
+    later = pair.run("orders", mode=DIFFERENTIAL, run_id="run-3")
+    assert later.unparked == 1
+    loaded = pair.dst("SELECT p.legacy_id FROM app.orders o JOIN app.patients p ON p.id = o.patient_id"
+                      " WHERE o.legacy_id = :o", o=order)
+    assert loaded == [(patient,)]
+    assert error_row(pair, "orders", order, "missing_parent")["resolved_at"] is not None
+    assert_target_matches_oracle(pair)
+
+
+# --- 4. no regression -------------------------------------------------------------
+
+def test_an_older_source_version_never_overwrites_a_newer_target_row(pair):
+    base_rows(pair, patients=2, orders=1)
+    pair.run_all(mode=FULL)
+    newer = datetime(2100, 1, 1, tzinfo=UTC)
+    # A newer version of office 1 is already in the target (written by an overlapping run).
+    pair.dst("UPDATE app.offices SET display_name = 'Newer', source_updated_at = :t WHERE legacy_id = 1", t=newer)
+    pair.src("UPDATE offices SET name = 'Stale', updated_at = now() WHERE id = 1")
+
+    stats = pair.run("offices", mode=DIFFERENTIAL, run_id="run-2")
+    assert (stats.read, stats.written, stats.stale) == (1, 0, 1)
+    row = target_rows(pair.dest, "offices")[1]
+    assert (row["display_name"], row["source_updated_at"]) == ("Newer", newer)
+    # The stale version is not recorded as migrated either: the ledger keeps the version that was loaded.
+    assert pair.dst("SELECT source_updated_at FROM dbmig.row_ledger WHERE entity = 'offices' AND legacy_id = 1") == [
+        (OLD,)]
+    # Children still resolve to the same office row.
+    assert pair.dst("SELECT count(*) FROM app.doctors d JOIN app.offices o ON o.id = d.office_id") == [(1,)]
+
+
+# --- 5. order_number collision ------------------------------------------------------
+
+def test_order_number_collision_stops_orders_until_fixed_then_resumes_without_clean_up(pair):
+    counts = seed_legacy(pair.source_url, scale=SCALE / 2, collisions=True)
+    last = counts["orders"]  # ' Cd-200\t' (id 45) and 'CD-200' (the last order) collide too, far apart
+    results = pair.run_all(mode=FULL)
+
+    halt = results["orders"]
+    assert isinstance(halt, IntegrityHalt)
+    assert re.search(r"\b43\b", str(halt)) and re.search(r"\b44\b", str(halt)) and "AB-100" in str(halt)
+    assert {43, 44} <= set(halt.legacy_ids)
+    for entity in ("offices", "doctors", "patients", "jaws", "system_messages"):
+        assert isinstance(results[entity], SyncStats) and results[entity].written > 0, entity  # the others go on
+    assert_failing_batch_not_written(pair, 44)
+    assert {o[1] for o in open_errors(pair, "orders").items() if o[0][1] in (43, 44)} == {"integrity"}
+    status = pair.dst("SELECT DISTINCT status FROM dbmig.migration_control WHERE entity = 'orders'"
+                      " AND status <> 'succeeded'")
+    assert status == [("failed",)]
+
+    with pytest.raises(IntegrityHalt):  # not fixed: stays stopped
+        pair.run("orders", mode=FULL, run_id="run-2")
+    assert error_row(pair, "orders", 44, "integrity")["attempts"] == 2
+
+    # Fix the first pair: the next run goes past it and stops at the second.
+    pair.src("UPDATE orders SET order_no = 'AB-100-B', updated_at = now() WHERE id = 44")
+    with pytest.raises(IntegrityHalt) as second:
+        pair.run("orders", mode=FULL, run_id="run-3")
+    assert set(second.value.legacy_ids) == {45, last}
+    assert_failing_batch_not_written(pair, last)
+
+    pair.src("UPDATE orders SET order_no = 'CD-200-B', updated_at = now() WHERE id = :i", i=last)
+    fixed = pair.run("orders", mode=FULL, run_id="run-4")
+    assert fixed.written > 0
+    assert_target_matches_oracle(pair, ["orders"])
+    integrity = pair.dst("SELECT legacy_id, resolved_at IS NOT NULL FROM dbmig.row_errors"
+                         " WHERE entity = 'orders' AND category = 'integrity' ORDER BY legacy_id")
+    assert integrity == [(43, True), (44, True), (45, True), (last, True)]
+    assert pair.dst("SELECT DISTINCT status FROM dbmig.migration_control WHERE entity = 'orders'") == [("succeeded",)]
+
+
+def assert_failing_batch_not_written(pair, halted: int, batch_size: int = 7):
+    """The batch after the last committed cursor, which holds the halting row, left nothing in the target."""
+    cursor = pair.dst("SELECT cursor_updated_at, cursor_id FROM dbmig.migration_control WHERE entity = 'orders'"
+                      " AND cursor_id IS NOT NULL ORDER BY cursor_updated_at DESC, cursor_id DESC LIMIT 1")[0]
+    failing = pair.src("SELECT id FROM orders WHERE (updated_at, id) > (:ts, :id) ORDER BY updated_at, id LIMIT :n",
+                       ts=cursor[0], id=cursor[1], n=batch_size)
+    failing = {i for (i,) in failing}
+    assert halted in failing
+    assert target_ids(pair, "orders").isdisjoint(failing)
+    # Target and ledger agree: every loaded row was recorded in the same transaction, and nothing else was.
+    loaded = pair.dst("SELECT legacy_id FROM dbmig.row_ledger WHERE entity = 'orders' AND outcome = 'loaded'")
+    assert {i for (i,) in loaded} == target_ids(pair, "orders")
+
+
+# --- 6. NULL updated_at -------------------------------------------------------------
+
+def test_system_messages_without_updated_at_are_migrated_across_batches(pair):
+    insert(pair, "system_messages", [
+        {"created_at": OLD, "updated_at": None if i % 4 else OLD, "severity": "warn", "code": f"C{i}",
+         "body": f" body {i} ", "context": None if i % 2 else '{"i": %d}' % i} for i in range(1, 13)])
+    nulls = {i for i in range(1, 13) if i % 4}
+    stats = pair.run("system_messages", mode=FULL, batch_size=4)  # nine NULL rows: three batches of them
+    assert (stats.read, stats.written) == (12, 12)
+    rows = target_rows(pair.dest, "system_messages")
+    assert {i for i, r in rows.items() if r["source_updated_at"] is None} == nulls
+    assert rows[1]["body"] == "body 1" and rows[1]["severity"] == "warning" and rows[1]["context"] == {}
+    assert_target_matches_oracle(pair, ["system_messages"])
+
+    added = insert(pair, "system_messages", [{"created_at": OLD, "updated_at": None, "severity": "info",
+                                              "code": "LATE", "body": "late"}])[0]
+    again = pair.run("system_messages", mode=FULL, batch_size=4, run_id="run-2")
+    assert (again.read, again.written, again.unchanged) == (13, 1, 12)
+    assert added in target_ids(pair, "system_messages")
