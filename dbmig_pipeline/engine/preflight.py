@@ -1,12 +1,36 @@
-"""Pre-flight: the source offers every column the entity reads.
+"""Pre-flight: the schema is the accepted one and the source offers every column the entity reads.
 
-Runs before any write. The schema-drift checks extend this with full
-fingerprints; this guard alone already stops a run that would fail half-way.
+Runs before any write. `run_preflight` compares both sides with the accepted
+snapshots (engine/drift.py) and halts on breaking drift; the column guard
+below then stops a run that would fail half-way whatever was accepted.
 """
 from __future__ import annotations
 
-from dbmig_pipeline.engine.errors import PreflightError
+import logging
+import os
+
+from dbmig_pipeline.engine import drift
+from dbmig_pipeline.engine.errors import PreflightError, SchemaDriftHalt
 from dbmig_pipeline.entities.spec import EntitySpec
+from dbmig_pipeline.settings import drift_strictness_from
+
+log = logging.getLogger(__name__)
+
+
+def run_preflight(src_cur, spec: EntitySpec, dest, *, operator: str, run_id: str | None) -> None:
+    """Everything checked before an entity writes; `dest` is the destination connection (its
+    audit rows are committed here, before a halt is raised)."""
+    strictness = drift_strictness_from(os.environ)
+    with dest.cursor() as dst_cur:
+        report = drift.inspect(src_cur, dst_cur, spec, strictness, operator=operator, run_id=run_id)
+        if report.halts:
+            drift.record(dst_cur, "drift_halt", report, operator=operator, run_id=run_id)
+        elif report.differences and drift.record_warning_once(dst_cur, report, operator=operator, run_id=run_id):
+            log.warning("%s", report.message())
+    dest.commit()
+    if report.halts:
+        raise SchemaDriftHalt(report.message())
+    check_source_columns(src_cur, spec)
 
 
 def check_source_columns(cur, spec: EntitySpec) -> None:
