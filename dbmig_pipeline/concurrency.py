@@ -1,0 +1,37 @@
+"""How runs share the machine and the source.
+
+Three layers, each configuration rather than code: steps of one run go in
+parallel (multiprocess executor, so jaws and system_messages run beside the
+offices → orders chain); every step that reads the source takes a slot of
+the `dbmig_source` pool (limit in dagster.yaml); and queued runs carry one
+tag per entity they migrate, limited to one run per tag in dagster.yaml, so
+two queued runs never migrate the same entity at once.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import dagster as dg
+
+from dbmig_pipeline.entities import ENTITIES
+
+ENTITY_TAG_PREFIX = "dbmig/entity."  # one namespace only: Dagster tag keys allow a single "/"
+#: Three chains can run at once at most (offices → … → orders, jaws, system_messages).
+MAX_PARALLEL_STEPS = 3
+
+#: Runs launched by the daemon or the UI; the CLI's `execute_in_process` runs stay in one process.
+EXECUTOR = dg.multiprocess_executor.configured({"max_concurrent": MAX_PARALLEL_STEPS}, name="dbmig_multiprocess")
+
+
+def entity_tags(entities: Iterable[str]) -> dict[str, str]:
+    """Run tags that the queue's tag concurrency limits hold to one run per entity."""
+    return {f"{ENTITY_TAG_PREFIX}{name}": "migrating" for name in entities}
+
+
+def with_descendants(names: Iterable[str]) -> list[str]:
+    """The entities and every entity below them, parents first: parked children load once their parent arrives."""
+    chosen = set(names)
+    for spec in ENTITIES:  # parents come first, so one pass closes the set
+        if chosen.intersection(spec.parent_entities):
+            chosen.add(spec.name)
+    return [spec.name for spec in ENTITIES if spec.name in chosen]

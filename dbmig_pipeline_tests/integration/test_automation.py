@@ -1,0 +1,265 @@
+"""Schedule, sensors and the instance's concurrency settings, on real databases and a real Dagster instance."""
+import json
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from dagster._core.instance.ref import InstanceRef
+
+from dbmig_pipeline.db import resolve_endpoints
+from dbmig_pipeline.definitions import MIGRATION_JOB, build_definitions
+from dbmig_pipeline.demo.seed import seed_legacy
+from dbmig_pipeline.instance import prepare_dagster_home
+from dbmig_pipeline.resources import DestinationDatabase, SourceDatabase
+from dbmig_pipeline.schedules import SYNC_SCHEDULE
+from dbmig_pipeline.sensors import RUN_FAILURE_SENSOR, SOURCE_CHANGE_SENSOR
+from dbmig_pipeline.settings import Settings
+
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+_EXPORTED = ("DAGSTER_HOME", "DAGSTER_PG_URL", "DBMIG_SOURCE_URL", "DBMIG_DEST_URL", "DBMIG_HOME",
+             "DBMIG_PARTITION_START", "DBMIG_ALERT_WEBHOOK_URL", "DBMIG_CONNECT_RETRIES", "DBMIG_CONNECT_TIMEOUT")
+
+
+@dataclass
+class Env:
+    settings: Settings
+    defs: dg.Definitions
+    instance: dg.DagsterInstance
+    source_url: str
+    dest_url: str
+
+    @property
+    def resources(self):
+        return {"source_db": SourceDatabase(), "dest_db": DestinationDatabase()}
+
+    def all_keys(self) -> list[str]:
+        return self.defs.resolve_job_def(MIGRATION_JOB).partitions_def.get_partition_keys()
+
+    def migrate(self, keys=None):
+        keys = keys or self.all_keys()
+        return self.defs.resolve_job_def(MIGRATION_JOB).execute_in_process(
+            instance=self.instance, raise_on_error=False, tags={RANGE_START: keys[0], RANGE_END: keys[-1]})
+
+
+def _exec(url, statement, **params):
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            return conn.execute(sa.text(statement), params)
+    finally:
+        engine.dispose()
+
+
+def _rows(url, query, **params):
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(query), params).all()
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def env(tmp_path, make_database, monkeypatch):
+    for name in _EXPORTED:  # recorded first, so what prepare_dagster_home exports into os.environ is undone
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    source, dest = make_database("legacy"), make_database("target")
+    seed_legacy(source, scale=0.0005)
+    monkeypatch.setenv("DBMIG_HOME", str(tmp_path))
+    monkeypatch.setenv("DBMIG_SOURCE_URL", source)
+    monkeypatch.setenv("DBMIG_DEST_URL", dest)
+    monkeypatch.setenv("DAGSTER_PG_URL", make_database("dagster"))
+    monkeypatch.setenv("DBMIG_PARTITION_START", (datetime.now(UTC).date() - timedelta(days=3)).isoformat())
+    settings = Settings.from_env()
+    prepare_dagster_home(settings, resolve_endpoints(settings))
+    instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(settings.dagster_home)))
+    try:
+        yield Env(settings, build_definitions(settings), instance, source, dest)
+    finally:
+        instance.dispose()
+
+
+def test_instance_yaml_limits_the_source_pool_and_one_run_per_entity(env):
+    config = env.instance.get_concurrency_config()
+    assert config.pool_config.default_pool_limit == 3
+    limits = {limit["key"]: limit["limit"] for limit in config.run_queue_config.tag_concurrency_limits}
+    job_tags = env.defs.resolve_job_def(MIGRATION_JOB).tags
+    entity_tags = {key for key in job_tags if key.startswith("dbmig/entity.")}
+    assert len(entity_tags) == 6 and all(limits[key] == 1 for key in entity_tags)
+    assert config.run_queue_config.max_concurrent_runs == 4
+
+
+# Each step changes the source (or not), then evaluates the sensor with the cursor the step before left.
+SENSOR_STEPS = [
+    ("first look: everything is new", None,
+     ["offices", "doctors", "patients", "orders", "jaws", "system_messages"], False),
+    ("nothing changed", None, None, False),
+    ("a patient edited", "UPDATE public.patients SET notes = 'edited', updated_at = (SELECT max(updated_at)"
+     " FROM public.patients) + interval '1 second' WHERE id = (SELECT min(id) FROM public.patients)",
+     ["patients", "orders"], False),
+    ("the same again: nothing newer", None, None, False),
+    ("a jaw edited", "UPDATE public.jaws SET updated_at = (SELECT max(updated_at) FROM public.jaws)"
+     " + interval '1 second' WHERE id = (SELECT min(id) FROM public.jaws)", ["jaws"], False),
+    ("a system message without a timestamp", "INSERT INTO public.system_messages (created_at, updated_at, severity, "
+     "code, body) VALUES (now(), NULL, 'info', 'T1', 'no timestamp')", ["system_messages"], True),
+    ("quiet again", None, None, False),
+]
+
+
+def _tick(sensor, env, cursor=None):
+    with dg.build_sensor_context(cursor=cursor, instance=env.instance, resources=env.resources) as context:
+        return sensor(context)
+
+
+def test_source_change_sensor_requests_a_run_only_after_a_change(env):
+    sensor = env.defs.resolve_sensor_def(SOURCE_CHANGE_SENSOR)
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    keys = env.all_keys()
+    cursor = None
+    for label, change, expected, full in SENSOR_STEPS:
+        if change:
+            _exec(env.source_url, change)
+        result = _tick(sensor, env, cursor)
+        if expected is None:
+            assert isinstance(result, dg.SensorResult) and result.skip_reason and not result.run_requests, label
+        else:
+            assert isinstance(result, dg.SensorResult) and len(result.run_requests) == 1, label
+            request = result.run_requests[0]
+            assert [k.to_user_string() for k in request.asset_selection] == expected, label
+            assert (request.tags.get("dbmig/full") == "true") == full, label
+            # Nothing is migrated here, so every entity has all its partitions pending.
+            assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (keys[0], keys[0] if full else keys[-1])
+            again = _tick(sensor, env, cursor)
+            assert again.run_requests[0].run_key == request.run_key, f"{label}: run key not deterministic"
+        cursor = result.cursor
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+
+
+def test_source_change_sensor_waits_while_a_sync_is_queued(env):
+    sensor = env.defs.resolve_sensor_def(SOURCE_CHANGE_SENSOR)
+    job = env.defs.resolve_job_def(MIGRATION_JOB)
+    # Submitted, not yet started (a QUEUED run needs a code location origin; both count as waiting).
+    queued = env.instance.create_run_for_job(job_def=job, status=dg.DagsterRunStatus.NOT_STARTED)
+    result = _tick(sensor, env)
+    assert isinstance(result, dg.SkipReason) and queued.run_id in result.skip_message
+    env.instance.delete_run(queued.run_id)
+    result = _tick(sensor, env)
+    assert len(result.run_requests) == 1
+
+
+def test_schedule_requests_the_pending_range_as_one_run(env):
+    schedule = env.defs.resolve_schedule_def(SYNC_SCHEDULE)
+    assert schedule.cron_schedule == "*/15 * * * *"
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    keys = env.all_keys()
+    tick = datetime(2026, 11, 24, 10, 15, tzinfo=UTC)
+
+    def evaluate():
+        with dg.build_schedule_context(instance=env.instance, scheduled_execution_time=tick,
+                                       resources=env.resources) as context:
+            requests = schedule.evaluate_tick(context).run_requests
+        assert len(requests) == 1
+        return requests[0]
+
+    before = evaluate()
+    assert (before.tags[RANGE_START], before.tags[RANGE_END]) == (keys[0], keys[-1])  # nothing migrated yet
+    assert before.run_key == "sync:2026-11-24T10:15Z" == evaluate().run_key
+
+    assert env.migrate().success
+    after = evaluate()
+    newest = _rows(env.source_url, "SELECT max(updated_at) FROM public.patients")[0][0]
+    assert keys[0] < after.tags[RANGE_START] <= max(newest.date().isoformat(), keys[0])
+    assert after.tags[RANGE_END] == keys[-1]
+
+
+class _Hook(BaseHTTPRequestHandler):
+    status = 200
+    received: list = []
+
+    def do_POST(self):
+        type(self).received.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook():
+    _Hook.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _collide_two_orders(source_url) -> tuple[int, int]:
+    ids = [r[0] for r in _rows(source_url, "SELECT id FROM public.orders ORDER BY id LIMIT 2")]
+    _exec(source_url, "UPDATE public.orders SET order_no = 'zz-777' WHERE id = :a", a=ids[0])
+    _exec(source_url, "UPDATE public.orders SET order_no = ' ZZ-777 ' WHERE id = :b", b=ids[1])
+    return ids[0], ids[1]
+
+
+def _evaluate_failure_sensor(env, result):
+    sensor = env.defs.resolve_sensor_def(RUN_FAILURE_SENSOR)
+    with dg.build_run_status_sensor_context(
+        sensor_name=RUN_FAILURE_SENSOR, dagster_event=result.get_run_failure_event(), dagster_instance=env.instance,
+        dagster_run=result.dagster_run, resources=env.resources).for_run_failure() as context:
+        sensor(context)
+
+
+def _alerts(env, run_id):
+    return _rows(env.dest_url, "SELECT entity, details FROM dbmig.audit_log"
+                               " WHERE operation = 'run_failure_alert' AND run_id = :r ORDER BY id", r=run_id)
+
+
+# (what the webhook does, HTTP status it answers or None for nobody listening)
+WEBHOOK_CASES = [("accepts", 200), ("answers 500", 500), ("nobody listens", None)]
+
+
+@pytest.mark.parametrize("label,status", WEBHOOK_CASES, ids=[c[0] for c in WEBHOOK_CASES])
+def test_failure_sensor_records_an_integrity_alert_and_posts_it(env, webhook, monkeypatch, label, status):
+    port = webhook.server_address[1] if status else 1
+    _Hook.status = status or 200
+    monkeypatch.setenv("DBMIG_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{port}/hooks/dbmig?token=s3cret")
+    a, b = _collide_two_orders(env.source_url)
+    result = env.migrate()
+    assert not result.success
+
+    _evaluate_failure_sensor(env, result)  # a failing webhook is logged, never raised
+    _evaluate_failure_sensor(env, result)  # evaluated again: nothing recorded twice
+
+    alerts = _alerts(env, result.run_id)
+    assert [entity for entity, _ in alerts] == ["orders"]
+    details = alerts[0][1]
+    assert details["category"] == "integrity" and details["job"] == MIGRATION_JOB
+    assert str(a) in details["message"] and str(b) in details["message"]
+    if status:
+        path, payload = _Hook.received[0]
+        assert path == "/hooks/dbmig?token=s3cret" and len(_Hook.received) == 1  # not again on re-evaluation
+        assert payload["event"] == "dbmig.run_failure" and payload["run_id"] == result.run_id
+        assert payload["steps"] == [{"entity": "orders", "category": "integrity", "message": details["message"]}]
+    else:
+        assert _Hook.received == []
+
+
+def test_failure_sensor_reports_an_unreachable_source_as_technical_without_the_password(env, monkeypatch):
+    monkeypatch.setenv("DBMIG_SOURCE_URL", "postgresql://reader:TopSecret99@127.0.0.1:1/legacy")
+    monkeypatch.setenv("DBMIG_CONNECT_RETRIES", "0")
+    keys = env.all_keys()
+    result = env.migrate(keys[-1:])
+    assert not result.success
+    monkeypatch.setenv("DBMIG_SOURCE_URL", env.source_url)  # the sensor itself only needs the destination
+    _evaluate_failure_sensor(env, result)
+    alerts = _alerts(env, result.run_id)
+    assert alerts and {details["category"] for _, details in alerts} == {"technical"}
+    assert "DBMIG_SOURCE_URL" in alerts[0][1]["message"]  # the cause, not Dagster's wrapper
+    assert "TopSecret99" not in json.dumps([details for _, details in alerts])
