@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from dbmig_pipeline.engine.errors import is_technical
+from dbmig_pipeline.engine.errors import error_category, is_technical
 from dbmig_pipeline.engine.partitions import partitions_for
 from dbmig_pipeline.engine.progress import ProgressEvent
 from dbmig_pipeline.engine.sync import DIFFERENTIAL, FULL, RunInfo, SyncStats, sync_entity
@@ -29,6 +29,8 @@ SOURCE_POOL = "dbmig_source"
 FULL_TAG = "dbmig/full"
 OPERATOR_TAG = "dbmig/operator"
 PROGRESS_TAG = "dbmig/progress"
+#: dg.Failure metadata key: the error category the run-failure sensor reports.
+ERROR_CATEGORY = "error_category"
 
 SPECS_BY_NAME = {spec.name: spec for spec in ENTITIES}
 
@@ -116,6 +118,7 @@ def build_entity_asset(*, spec: EntitySpec, partitions_def: dg.PartitionsDefinit
             mode=mode,
             batch_size=settings.batch_size,
             lookback=timedelta(seconds=settings.lookback_s),
+            mask_key=settings.mask_key if settings.mask_pii else None,
         )
         context.log.info(f"{spec.name}: {mode} sync of {partitions[0].key} … {partitions[-1].key}")
         try:
@@ -125,7 +128,8 @@ def build_entity_asset(*, spec: EntitySpec, partitions_def: dg.PartitionsDefinit
             if is_technical(exc):
                 raise  # the RetryPolicy retries it; the retry resumes from the checkpoint
             raise dg.Failure(description=f"{type(exc).__name__}: {exc}" if not str(exc).startswith(spec.name)
-                             else str(exc), allow_retries=False) from exc
+                             else str(exc), allow_retries=False,
+                             metadata={ERROR_CATEGORY: error_category(exc)}) from exc
         finally:
             if bar is not None:
                 bar.close()

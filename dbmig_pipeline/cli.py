@@ -14,30 +14,11 @@ import time
 
 import click
 
-from dbmig_pipeline.db import DatabaseUnavailable, open_databases
-from dbmig_pipeline.demo.embedded import EmbeddedServerError
-from dbmig_pipeline.schema import SchemaMismatch, apply_control_schema, control_schema_version, ensure_target_schema
-from dbmig_pipeline.settings import ConfigError, Settings, mask_url
-
-#: Errors that are the user's to fix: printed as a message, exit code 2.
-_USER_ERRORS = (ConfigError, DatabaseUnavailable, SchemaMismatch, EmbeddedServerError)
-
-
-def _friendly_errors(func):
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except _USER_ERRORS as exc:
-            click.echo(f"dbmig: error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper
-
-
-def _settings() -> Settings:
-    return Settings.from_env()
-
+from dbmig_pipeline import cli_drift, cli_reconcile, cli_security
+from dbmig_pipeline.cli_common import _friendly_errors, _settings, print_outcome
+from dbmig_pipeline.db import open_databases
+from dbmig_pipeline.schema import apply_control_schema, control_schema_version, ensure_target_schema
+from dbmig_pipeline.settings import ConfigError, mask_url
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log more detail.")
@@ -154,20 +135,6 @@ def seed(scale: float, random_seed: int, collisions: bool, force: bool, as_json:
         databases.dispose()
 
 
-def _print_outcome(outcome) -> None:
-    click.echo(f"run {outcome.run_id} (partitions {outcome.keys[0]} … {outcome.keys[-1]})")
-    for entity in outcome.entities:
-        if entity.ok:
-            m = entity.metadata
-            click.echo(
-                f"  {entity.entity:<16} ok      read {m.get('rows_read', 0):>9,}  written {m.get('rows_written', 0):>9,}  "
-                f"unchanged {m.get('rows_unchanged', 0):>9,}  parked {m.get('rows_parked', 0):>6,}  "
-                f"quarantined {m.get('rows_quarantined', 0):>6,}  {m.get('rows_per_second', 0):>9,.0f} rows/s"
-            )
-        else:
-            click.echo(f"  {entity.entity:<16} FAILED  {entity.error}")
-
-
 @main.command()
 @click.option("--entity", "entities", multiple=True, help="Only this entity (repeatable). Default: all six, parents first.")
 @click.option("--partition", help="One daily partition, YYYY-MM-DD.")
@@ -196,7 +163,7 @@ def migrate(entities, partition, date_from, date_to, full, as_json) -> None:
         click.echo(json.dumps({"run_id": outcome.run_id, "partitions": [outcome.keys[0], outcome.keys[-1]],
                                "entities": [e.__dict__ for e in outcome.entities]}, default=str))
     else:
-        _print_outcome(outcome)
+        print_outcome(outcome)
     if not outcome.ok:
         sys.exit(1)
 
@@ -242,15 +209,20 @@ def demo(scale: float, changes: int) -> None:
 @click.option("--port", type=int, default=3000, show_default=True)
 @click.option("--scale", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True,
               help="Demo data to seed when the embedded source is empty.")
+@click.option("--read-only", is_flag=True,
+              help="Watch-only UI: Dagster's read-only webserver (no launching, no schedule toggles), no daemon.")
 @_friendly_errors
-def dev(port: int, scale: float) -> None:
+def dev(port: int, scale: float, read_only: bool) -> None:
     """Embedded databases with demo data, then the Dagster UI on http://127.0.0.1:PORT."""
     from dbmig_pipeline.demo.run import run_dev
 
-    run_dev(_settings(), port=port, scale=scale, echo=click.echo)
+    run_dev(_settings(), port=port, scale=scale, echo=click.echo, read_only=read_only)
 
 
-# Commands of other modules register here, one line each.
+# Commands of other modules register here.
+for _command in (cli_reconcile.baseline, cli_reconcile.diff, cli_reconcile.reconcile, cli_drift.drift,
+                 cli_security.grants):
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

@@ -113,8 +113,25 @@ def check_connection(engine: Engine, side: SideSettings, settings: Settings) -> 
         where = side.env_name if side.url else f"the embedded database (set {side.env_name} to use your own)"
         raise DatabaseUnavailable(
             f"cannot connect to {where} at {mask_url(engine.url)} after "
-            f"{settings.connect_retries + 1} attempts: {_redact(reason, engine)}"
+            f"{settings.connect_retries + 1} attempts: {_redact(reason, engine)}{_tls_hint(reason, side)}"
         ) from None
+
+
+def _tls_hint(reason: str, side: SideSettings) -> str:
+    """What to change when a TLS check refused the server, naming the variables involved."""
+    prefix = side.env_name.removesuffix("_URL")
+    mode = f"{prefix}_SSLMODE={side.sslmode}"
+    if "does not match host name" in reason:
+        return (f" (TLS: {mode} checks that the server's certificate names the host of {side.env_name}; "
+                "connect by a name the certificate carries)")
+    if "certificate verify failed" in reason:
+        ca = side.sslrootcert or "not set, so libpq's default ~/.postgresql/root.crt"
+        return f" (TLS: the server's certificate is not signed by the CA of {prefix}_SSLROOTCERT, {ca})"
+    if "root certificate file" in reason:
+        return f" (TLS: {mode} verifies the server against a CA certificate: set {prefix}_SSLROOTCERT)"
+    if "does not support SSL" in reason:
+        return f" (TLS: {mode} requires an encrypted connection and this server offers none)"
+    return ""
 
 
 def _redact(text: str, engine: Engine) -> str:

@@ -4,7 +4,14 @@ from __future__ import annotations
 import dagster as dg
 
 from dbmig_pipeline.assets import GROUP, build_migration_assets
+from dbmig_pipeline.reconciliation import RECONCILE_ASSET, RECONCILE_JOB, build_all_reconciliation_checks, reconciliation
+from dbmig_pipeline.checks import build_drift_checks
+from dbmig_pipeline.concurrency import EXECUTOR, entity_tags
+from dbmig_pipeline.drift_sensor import build_drift_sensor
+from dbmig_pipeline.entities import ENTITIES, ENTITY_NAMES
 from dbmig_pipeline.resources import DestinationDatabase, SourceDatabase
+from dbmig_pipeline.schedules import build_sync_schedule
+from dbmig_pipeline.sensors import build_run_failure_sensor, build_source_change_sensor
 from dbmig_pipeline.settings import Settings
 
 MIGRATION_JOB = "migrate_all"
@@ -12,16 +19,25 @@ MIGRATION_JOB = "migrate_all"
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
+    reconciliation_checks = build_all_reconciliation_checks()
     migration_job = dg.define_asset_job(
         MIGRATION_JOB,
-        selection=dg.AssetSelection.groups(GROUP),
+        # the full-table reconciliation checks run with reconcile_all, not after every sync
+        selection=dg.AssetSelection.groups(GROUP) - dg.AssetSelection.checks(*reconciliation_checks),
         description="Every entity, parents first, for one partition or a range.",
+        tags=entity_tags(ENTITY_NAMES),  # the queue runs one migrate_all at a time (dagster.yaml)
     )
-    assets: list = [*build_migration_assets(settings)]
-    asset_checks: list = []
-    jobs: list = [migration_job]
-    schedules: list = []
-    sensors: list = []
+    reconcile_job = dg.define_asset_job(
+        RECONCILE_JOB,
+        selection=dg.AssetSelection.assets(RECONCILE_ASSET) | dg.AssetSelection.checks(*reconciliation_checks),
+        description="Find by content hash what no timestamp shows, repair it, and check every entity.",
+    )
+    assets: list = [*build_migration_assets(settings), reconciliation]
+    asset_checks: list = [*build_drift_checks(ENTITIES), *reconciliation_checks]
+    jobs: list = [migration_job, reconcile_job]
+    schedules: list = [build_sync_schedule(settings, migration_job)]
+    sensors: list = [build_source_change_sensor(settings, migration_job), build_run_failure_sensor(settings),
+                     build_drift_sensor(ENTITIES)]
     return dg.Definitions(
         assets=assets,
         asset_checks=asset_checks,
@@ -29,6 +45,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         schedules=schedules,
         sensors=sensors,
         resources={"source_db": SourceDatabase(), "dest_db": DestinationDatabase()},
+        executor=EXECUTOR,
     )
 
 

@@ -22,9 +22,21 @@ storage:
 run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
-  config:
+concurrency:
+  runs:
     max_concurrent_runs: 4
+    tag_concurrency_limits:
+      - {key: dbmig/entity.offices, limit: 1}
+      - {key: dbmig/entity.doctors, limit: 1}
+      - {key: dbmig/entity.patients, limit: 1}
+      - {key: dbmig/entity.orders, limit: 1}
+      - {key: dbmig/entity.jaws, limit: 1}
+      - {key: dbmig/entity.system_messages, limit: 1}
+  pools:
+    default_limit: 3
 telemetry:
+  enabled: false
+nux:
   enabled: false
 """
 

@@ -21,7 +21,8 @@ from dbmig_pipeline.entities import ENTITY_NAMES
 from dbmig_pipeline.instance import prepare_dagster_home
 from dbmig_pipeline.settings import ConfigError
 
-_QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+#: The terminal shows dbmig's own summary; Dagster's full log is in the instance (and the UI).
+_QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 @dataclass
@@ -123,3 +124,42 @@ def _outcomes(result: dg.ExecuteInProcessResult, entities: list[str]) -> list[En
             outcomes.append(EntityOutcome(entity, bool(materializations), metadata,
                                           None if materializations else "did not run"))
     return outcomes
+
+
+def run_reconciliation(databases: Databases, *, entities: list[str] | None = None,
+                       force_deletes: bool = False) -> tuple[str, bool, dict, list[str]]:
+    """Run `reconcile_all` (repair, then every entity's checks) in this process.
+
+    Returns (run id, ok, per-entity summary, errors and failed checks).
+    """
+    from dbmig_pipeline.reconciliation import RECONCILE_ASSET, RECONCILE_JOB
+
+    entities = list(entities or ENTITY_NAMES)
+    unknown = [e for e in entities if e not in ENTITY_NAMES]
+    if unknown:
+        raise ConfigError(f"unknown entity {unknown[0]!r}; choose from {', '.join(ENTITY_NAMES)}")
+    prepare_dagster_home(databases.settings, databases.endpoints)
+    run_config = {
+        **_QUIET_LOGS,
+        "ops": {RECONCILE_ASSET: {"config": {"entities": entities, "force_deletes": force_deletes}}},
+    }
+    job = build_definitions(databases.settings).resolve_job_def(RECONCILE_JOB)
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False,
+                                        tags={OPERATOR_TAG: _operator(), "dbmig/launched_by": "cli"})
+    summaries: dict = {}
+    for event in result.asset_materializations_for_node(RECONCILE_ASSET):
+        summaries.update({k: v.value for k, v in event.metadata.items()})
+    errors = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            user = event.step_failure_data.user_failure_data
+            error = event.step_failure_data.error
+            errors.append((user.description if user and user.description else None)
+                          or (error.message.strip() if error else "failed"))
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed:
+            key = evaluation.asset_check_key
+            errors.append(f"check {key.name} of {key.asset_key.to_user_string()} failed: "
+                          f"{evaluation.description or dict((k, v.value) for k, v in evaluation.metadata.items())}")
+    return result.run_id, result.success and not errors, summaries, errors

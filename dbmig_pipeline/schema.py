@@ -61,12 +61,15 @@ def apply_control_schema(engine: Engine) -> list[int]:
     applied = []
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CONTROL_LOCK_KEY})
-        conn.exec_driver_sql("CREATE SCHEMA IF NOT EXISTS dbmig")
-        conn.exec_driver_sql(
-            "CREATE TABLE IF NOT EXISTS dbmig.schema_version ("
-            " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
+        # Even with IF NOT EXISTS, CREATE needs the privilege: a least-privileged writer
+        # (`dbmig grants`) on an up-to-date schema must issue no DDL at all.
+        if conn.execute(sa.text("SELECT to_regclass('dbmig.schema_version') IS NULL")).scalar_one():
+            conn.exec_driver_sql("CREATE SCHEMA IF NOT EXISTS dbmig")
+            conn.exec_driver_sql(
+                "CREATE TABLE IF NOT EXISTS dbmig.schema_version ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
         current = conn.execute(sa.text("SELECT coalesce(max(version), 0) FROM dbmig.schema_version")).scalar_one()
         for version in control_versions():
             if version.version <= current:

@@ -18,6 +18,9 @@ from sqlalchemy.exc import ArgumentError
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 ENVIRONMENTS = ("development", "test", "staging", "production")
+#: strict: every schema difference halts; normal: breaking ones halt, additive ones warn;
+#: lenient: only dropped or retyped columns that the mapping reads (or the load writes) halt
+DRIFT_STRICTNESS = ("strict", "normal", "lenient")
 
 
 class ConfigError(ValueError):
@@ -118,6 +121,58 @@ def _parse_file(env: Mapping[str, str], name: str) -> str | None:
     return raw or None
 
 
+def _parse_side(env: Mapping[str, str], side: str, default_ssl: str) -> SideSettings:
+    """URL and TLS of one side. An `sslmode` written in the URL counts as that side's own
+    setting: the driver's connect arguments would otherwise silently override it (a URL
+    asking for verify-full would get the default `prefer`)."""
+    url_var, mode_var, cert_var = f"DBMIG_{side}_URL", f"DBMIG_{side}_SSLMODE", f"DBMIG_{side}_SSLROOTCERT"
+    url = _parse_url(env, url_var)
+    in_url = make_url(url).query.get("sslmode") if url else None
+    if env.get(mode_var, "").strip():
+        sslmode = _parse_choice(env, mode_var, default_ssl, SSL_MODES)
+        if in_url and in_url != sslmode:
+            raise ConfigError(f"{url_var} asks for sslmode={in_url} but {mode_var}={sslmode}: set it in one place")
+    elif in_url:
+        if in_url not in SSL_MODES:
+            raise ConfigError(f"{url_var} has sslmode={in_url!r}; it must be one of {', '.join(SSL_MODES)}")
+        sslmode = in_url
+    else:
+        sslmode = default_ssl
+    # `system`: libpq's trust store of the operating system (libpq 16+), for publicly signed certificates.
+    rootcert = "system" if env.get(cert_var, "").strip() == "system" else _parse_file(env, cert_var)
+    return SideSettings(env_name=url_var, url=url, sslmode=sslmode, sslrootcert=rootcert)
+
+
+#: Shortest DBMIG_MASK_KEY accepted: the pseudonyms are only as unguessable as the key.
+MIN_MASK_KEY_LENGTH = 16
+
+
+def _parse_mask_key(env: Mapping[str, str], mask_pii: bool) -> bytes | None:
+    """The HMAC key of the pseudonyms, read only when masking is on (checked in _check_consistency)."""
+    raw = env.get("DBMIG_MASK_KEY", "").strip()
+    return raw.encode("utf-8") if mask_pii and raw else None
+
+
+def _parse_sync_interval(env: Mapping[str, str], name: str, default: int) -> int:
+    """Minutes that a cron expression can repeat evenly: a divisor of 60, or whole hours dividing a day."""
+    minutes = _parse_int(env, name, default, minimum=1)
+    if 60 % minutes and (minutes % 60 or 1440 % minutes):
+        raise ConfigError(f"{name} must divide an hour (1-60) or be whole hours that divide a day, got {minutes}")
+    return minutes
+
+
+def _parse_webhook(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    if raw and not re.match(r"https?://[^/\s]+", raw):
+        raise ConfigError(f"{name} must be an http:// or https:// URL")  # the URL itself may hold a token
+    return raw or None
+
+
+def drift_strictness_from(env: Mapping[str, str]) -> str:
+    """DBMIG_DRIFT_STRICTNESS, validated; the engine's pre-flight reads it without the other settings."""
+    return _parse_choice(env, "DBMIG_DRIFT_STRICTNESS", "normal", DRIFT_STRICTNESS)
+
+
 PARTITION_START_FILE = "partition_start"
 
 
@@ -177,8 +232,18 @@ class Settings:
     #: True when DBMIG_PARTITION_START was not given: the start is this installation's first day
     partition_start_is_default: bool = False
     delete_guard_share: float = 0.10
+    #: DBMIG_AUTOMATION: schedules and sensors start running instead of stopped
+    automation: bool = False
+    sync_interval_minutes: int = 15
+    #: may carry a token: never shown (repr, logs, alerts)
+    alert_webhook_url: str | None = field(default=None, repr=False)
     mask_pii: bool = False
+    #: DBMIG_MASK_KEY, the HMAC key of the pseudonyms (set only when mask_pii): never shown
+    mask_key: bytes | None = field(default=None, repr=False)
+    #: DBMIG_ALLOW_TLS_REQUIRE: production may use sslmode=require (encrypted, server identity unchecked)
+    allow_tls_require: bool = False
     environment: str = "development"
+    drift_strictness: str = "normal"
     application_name: str = "dbmig"
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -192,18 +257,9 @@ class Settings:
         home = Path(env.get("DBMIG_HOME", "").strip() or ".dbmig").expanduser().absolute()
         dagster_home = Path(env.get("DAGSTER_HOME", "").strip() or home / "dagster_home").expanduser().absolute()
         default_ssl = _parse_choice(env, "DBMIG_SSLMODE", "prefer", SSL_MODES)
-        source = SideSettings(
-            env_name="DBMIG_SOURCE_URL",
-            url=_parse_url(env, "DBMIG_SOURCE_URL"),
-            sslmode=_parse_choice(env, "DBMIG_SOURCE_SSLMODE", default_ssl, SSL_MODES),
-            sslrootcert=_parse_file(env, "DBMIG_SOURCE_SSLROOTCERT"),
-        )
-        dest = SideSettings(
-            env_name="DBMIG_DEST_URL",
-            url=_parse_url(env, "DBMIG_DEST_URL"),
-            sslmode=_parse_choice(env, "DBMIG_DEST_SSLMODE", default_ssl, SSL_MODES),
-            sslrootcert=_parse_file(env, "DBMIG_DEST_SSLROOTCERT"),
-        )
+        source = _parse_side(env, "SOURCE", default_ssl)
+        dest = _parse_side(env, "DEST", default_ssl)
+        mask_pii = _parse_bool(env, "DBMIG_MASK_PII", False)
         share_pct = _parse_int(env, "DBMIG_DELETE_GUARD_PERCENT", 10, minimum=0)
         if share_pct > 100:
             raise ConfigError(f"DBMIG_DELETE_GUARD_PERCENT must be between 0 and 100, got {share_pct}")
@@ -223,8 +279,14 @@ class Settings:
             partition_start=_parse_date(env, "DBMIG_PARTITION_START", _installation_day(home)),
             partition_start_is_default=not env.get("DBMIG_PARTITION_START", "").strip(),
             delete_guard_share=share_pct / 100,
-            mask_pii=_parse_bool(env, "DBMIG_MASK_PII", False),
+            automation=_parse_bool(env, "DBMIG_AUTOMATION", False),
+            sync_interval_minutes=_parse_sync_interval(env, "DBMIG_SYNC_INTERVAL_MINUTES", 15),
+            alert_webhook_url=_parse_webhook(env, "DBMIG_ALERT_WEBHOOK_URL"),
+            mask_pii=mask_pii,
+            mask_key=_parse_mask_key(env, mask_pii),
+            allow_tls_require=_parse_bool(env, "DBMIG_ALLOW_TLS_REQUIRE", False),
             environment=_parse_choice(env, "DBMIG_ENV", "development", ENVIRONMENTS),
+            drift_strictness=drift_strictness_from(env),
             application_name=env.get("DBMIG_APPLICATION_NAME", "").strip() or "dbmig",
             env=env,
         )
@@ -239,11 +301,29 @@ class Settings:
                         f"DBMIG_ENV=production but {side.env_name} is not set: production never uses "
                         "the embedded demo database"
                     )
-                if side.sslmode != "verify-full":
-                    prefix = side.env_name.removesuffix("_URL")
-                    raise ConfigError(
-                        f"DBMIG_ENV=production requires {prefix}_SSLMODE=verify-full (got {side.sslmode!r}): "
-                        "patient data must not travel over an unverified connection"
-                    )
+                self._check_production_tls(side)
             if self.mask_pii:
                 raise ConfigError("DBMIG_MASK_PII is for non-production targets; it is refused with DBMIG_ENV=production")
+        if self.mask_pii and len(self.mask_key or b"") < MIN_MASK_KEY_LENGTH:
+            problem = "is shorter than that" if self.mask_key else "is not set"
+            raise ConfigError(
+                f"DBMIG_MASK_PII=true needs DBMIG_MASK_KEY, a secret of at least {MIN_MASK_KEY_LENGTH} characters "
+                f"(e.g. `openssl rand -hex 32`), and it {problem}: without a secret key anyone could reverse "
+                "the pseudonyms by hashing guessed names"
+            )
+
+    def _check_production_tls(self, side: SideSettings) -> None:
+        accepted = ("verify-full", "verify-ca", "require") if self.allow_tls_require else ("verify-full",)
+        if side.sslmode in accepted:
+            return
+        prefix = side.env_name.removesuffix("_URL")
+        if self.allow_tls_require:
+            wanted, escape = f"{prefix}_SSLMODE=verify-full (or, as DBMIG_ALLOW_TLS_REQUIRE=true, verify-ca or require)", ""
+        else:
+            wanted = f"{prefix}_SSLMODE=verify-full"
+            escape = ". Where the server's certificate cannot be verified, DBMIG_ALLOW_TLS_REQUIRE=true accepts require"
+        raise ConfigError(
+            f"DBMIG_ENV=production requires {wanted}, got {side.sslmode!r}: patient data must travel encrypted "
+            "to a server whose certificate and host name are verified (disable, allow and prefer can fall back to "
+            "plain text; require encrypts but cannot tell the real server from an impostor)" + escape
+        )

@@ -45,7 +45,7 @@ def _reset_target(engine: sa.Engine) -> None:
 
 
 def _report(echo: Callable[[str], None], title: str, outcome, seconds: float) -> None:
-    from dbmig_pipeline.cli import _print_outcome
+    from dbmig_pipeline.cli_common import print_outcome as _print_outcome
 
     echo(f"\n== {title}: {seconds:.1f} s ==")
     _print_outcome(outcome)
@@ -88,23 +88,32 @@ def run_demo(settings: Settings, *, scale: float, changes: int, echo: Callable[[
         databases.dispose()
 
 
-def run_dev(settings: Settings, *, port: int, scale: float, echo: Callable[[str], None]) -> None:
-    """Start the Dagster UI and daemon on the configured databases (embedded by default)."""
+def run_dev(settings: Settings, *, port: int, scale: float, echo: Callable[[str], None],
+            read_only: bool = False) -> None:
+    """Start the Dagster UI and daemon on the configured databases (embedded by default).
+
+    `read_only`: the webserver alone, in Dagster's read-only mode (no launching, no toggling
+    schedules), and nothing seeded or created: a UI for people who may watch but not act.
+    """
     from dbmig_pipeline.instance import prepare_dagster_home
 
     databases = open_databases(settings)
     try:
-        if settings.source.url is None:
+        if settings.source.url is None and not read_only:
             with databases.source.connect() as conn:
                 has_data = conn.execute(sa.text("SELECT to_regclass('public.offices') IS NOT NULL")).scalar_one()
             if not has_data:
                 echo(f"seeding demo data (scale {scale}) into the embedded source …")
                 seed_legacy(databases.endpoints.source_url, scale=scale, progress=None)
-        prepare_destination(databases.dest)
+        if not read_only:
+            prepare_destination(databases.dest)
         env = {**os.environ, **prepare_dagster_home(settings, databases.endpoints)}
     finally:
         databases.dispose()
-    echo(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C stops it)")
+    echo(f"Dagster UI{' (read-only)' if read_only else ''} on http://127.0.0.1:{port} (Ctrl-C stops it)")
     command = [sys.executable, "-m", "dagster", "dev", "-m", "dbmig_pipeline.definitions",
                "-h", "127.0.0.1", "-p", str(port)]
+    if read_only:
+        command = [sys.executable, "-m", "dagster_webserver", "-m", "dbmig_pipeline.definitions",
+                   "-h", "127.0.0.1", "-p", str(port), "--read-only"]
     raise SystemExit(subprocess.call(command, env=env))

@@ -13,32 +13,54 @@ from datetime import datetime
 
 import pandas as pd
 
+from dbmig_pipeline.engine.staging import copy_frame, create_staging
+from dbmig_pipeline.entities.spec import TargetColumn
+
 from dbmig_pipeline.engine.extract import Position
 
 
-def record_ledger(cur, entity: str, frame: pd.DataFrame) -> None:
-    """Upsert (legacy_id, row_hash, source_updated_at, outcome); an older version never replaces a newer one."""
+_LEDGER_STAGE = "ledger_stage"
+_LEDGER_COLUMNS = (TargetColumn("legacy_id", "bigint"), TargetColumn("row_hash", "uuid"),
+                   TargetColumn("source_updated_at", "timestamptz"), TargetColumn("outcome", "text"))
+
+
+def record_ledger(cur, entity: str, frame: pd.DataFrame, *, overwrite: bool = False) -> None:
+    """Upsert (legacy_id, row_hash, source_updated_at, outcome); an older version never replaces a newer one.
+
+    The rows travel by COPY: binding ten thousand values as array literals
+    costs more than the upsert itself.
+    """
     if frame.empty:
         return
+    create_staging(cur, _LEDGER_STAGE, _LEDGER_COLUMNS)
+    copy_frame(cur, _LEDGER_STAGE, frame, _LEDGER_COLUMNS)
     cur.execute(
         """
         INSERT INTO dbmig.row_ledger AS l (entity, legacy_id, row_hash, source_updated_at, outcome)
-        SELECT %(entity)s, u.legacy_id, u.row_hash, u.source_updated_at, u.outcome
-          FROM unnest(%(ids)s::bigint[], %(hashes)s::uuid[], %(updated)s::timestamptz[], %(outcomes)s::text[])
-               AS u(legacy_id, row_hash, source_updated_at, outcome)
+        SELECT %(entity)s, u.legacy_id, u.row_hash, u.source_updated_at, u.outcome FROM ledger_stage u
         ON CONFLICT (entity, legacy_id) DO UPDATE
            SET row_hash = EXCLUDED.row_hash, source_updated_at = EXCLUDED.source_updated_at,
                outcome = EXCLUDED.outcome, recorded_at = now()
-         WHERE l.source_updated_at IS NULL OR EXCLUDED.source_updated_at IS NULL
+         WHERE %(overwrite)s OR l.source_updated_at IS NULL OR EXCLUDED.source_updated_at IS NULL
             OR EXCLUDED.source_updated_at >= l.source_updated_at
         """,
-        {
-            "entity": entity,
-            "ids": [int(v) for v in frame["legacy_id"]],
-            "hashes": [str(v) for v in frame["row_hash"]],
-            "updated": [None if pd.isna(v) else v for v in frame["source_updated_at"]],
-            "outcomes": list(frame["outcome"]),
-        },
+        {"entity": entity, "overwrite": overwrite},
+    )
+    cur.execute("DROP TABLE ledger_stage")
+
+
+def mark_ledger_deleted(cur, entity: str, ids: Sequence[int]) -> None:
+    cur.execute(
+        "UPDATE dbmig.row_ledger SET outcome = 'deleted', recorded_at = now() WHERE entity = %s AND legacy_id = ANY(%s)",
+        (entity, [int(i) for i in ids]),
+    )
+
+
+def reset_cursors(cur, entity: str, keys: Sequence[str]) -> None:
+    cur.execute(
+        "UPDATE dbmig.migration_control SET cursor_updated_at = NULL, cursor_id = NULL "
+        "WHERE entity = %s AND partition_key = ANY(%s)",
+        (entity, list(keys)),
     )
 
 
@@ -46,7 +68,10 @@ def recorded_hashes(cur, entity: str, ids: Sequence[int]) -> dict[int, str]:
     if not len(ids):
         return {}
     cur.execute(
-        "SELECT legacy_id, row_hash::text FROM dbmig.row_ledger WHERE entity = %s AND legacy_id = ANY(%s)",
+        # a row recorded as deleted counts as never seen: if it reappears it is synced (and revived)
+        "SELECT legacy_id, replace(row_hash::text, '-', '') FROM dbmig.row_ledger "
+        "WHERE entity = %s AND legacy_id = ANY(%s) "
+        "AND outcome <> 'deleted'",
         (entity, [int(i) for i in ids]),
     )
     return dict(cur.fetchall())

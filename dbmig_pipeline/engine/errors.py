@@ -14,6 +14,11 @@ class PreflightError(EngineError):
     category = "integrity"
 
 
+class SchemaDriftHalt(PreflightError):
+    """The schema differs from the accepted snapshot in a way that halts the entity; nothing was
+    written. The message lists the differences and the way out (fix, accept, backfill)."""
+
+
 class IntegrityHalt(EngineError):
     """Source data breaks an integrity rule (e.g. two orders, one order_number).
 
@@ -54,3 +59,10 @@ def is_technical(exc: BaseException) -> bool:
         psycopg2.errors.LockNotAvailable,
     )
     return isinstance(exc, transient)
+
+
+def error_category(exc: BaseException) -> str:
+    """The MAPPING.md category a failed run is reported under: the engine's own, else data_quality."""
+    if is_technical(exc):
+        return "technical"
+    return getattr(exc, "category", "data_quality")

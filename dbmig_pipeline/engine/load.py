@@ -80,8 +80,14 @@ def park_missing_parents(cur, spec: EntitySpec, stage: str, specs_by_name: dict[
     return parked
 
 
-def upsert(cur, spec: EntitySpec, stage: str, specs_by_name: dict[str, EntitySpec]) -> list[int]:
-    """Insert or update the staged rows; returns the legacy ids actually written."""
+def upsert(cur, spec: EntitySpec, stage: str, specs_by_name: dict[str, EntitySpec], *,
+           overwrite: bool = False) -> list[int]:
+    """Insert or update the staged rows; returns the legacy ids actually written.
+
+    `overwrite` lifts the no-regression guard: for repairs that read the
+    source's current row by id, the source is the truth even when its
+    timestamp went backwards (a row restored from a backup).
+    """
     mapped = [c.name for c in spec.target_columns]
     insert_cols = ["legacy_id", "created_at", "source_updated_at", *[p.target_column for p in spec.parents], *mapped]
     select_exprs = [sql.SQL("s.{}").format(sql.Identifier(c)) for c in ("legacy_id", "created_at", "source_updated_at")]
@@ -105,7 +111,7 @@ def upsert(cur, spec: EntitySpec, stage: str, specs_by_name: dict[str, EntitySpe
         INSERT INTO {target} AS t ({cols})
         SELECT {exprs} FROM {stage} s {joins}
         ON CONFLICT ({key}) DO UPDATE SET {updates}
-         WHERE t.source_updated_at IS NULL OR EXCLUDED.source_updated_at IS NULL
+         WHERE %(overwrite)s OR t.source_updated_at IS NULL OR EXCLUDED.source_updated_at IS NULL
             OR EXCLUDED.source_updated_at >= t.source_updated_at
         RETURNING t.legacy_id
         """
@@ -118,5 +124,15 @@ def upsert(cur, spec: EntitySpec, stage: str, specs_by_name: dict[str, EntitySpe
         key=sql.Identifier(spec.conflict_key),
         updates=sql.SQL(", ").join(updates),
     )
-    cur.execute(query)
+    cur.execute(query, {"overwrite": overwrite})
     return [row[0] for row in cur.fetchall()]
+
+
+def soft_delete_rows(cur, spec: EntitySpec, legacy_ids: list[int]) -> int:
+    """Set deleted_at on target rows whose source row disappeared (the rows are kept)."""
+    cur.execute(
+        sql.SQL("UPDATE {} SET deleted_at = now() WHERE legacy_id = ANY(%(ids)s) AND deleted_at IS NULL").format(
+            _target(spec)),
+        {"ids": [int(i) for i in legacy_ids]},
+    )
+    return cur.rowcount

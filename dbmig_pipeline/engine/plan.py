@@ -6,7 +6,9 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 
 from dbmig_pipeline.engine import bookkeeping as bk
-from dbmig_pipeline.engine.partitions import key_of
+from dbmig_pipeline.engine.extract import Position
+from dbmig_pipeline.engine.partitions import Partition, key_of
+from dbmig_pipeline.entities.spec import EntitySpec
 
 
 def pending_keys(dest: Engine, entity: str, all_keys: list[str], lookback: timedelta) -> list[str]:
@@ -34,3 +36,38 @@ def union_pending_keys(dest: Engine, entities: list[str], all_keys: list[str], l
     starts = [pending_keys(dest, e, all_keys, lookback)[0] for e in entities]
     first = min(starts) if starts else all_keys[-1]
     return [k for k in all_keys if k >= first]
+
+
+def resuming_partition(control: dict, partitions: list[Partition]) -> Partition | None:
+    """The earliest partition of the range left unfinished with a saved cursor (a crash or a halt)."""
+    for partition in partitions:
+        row = control.get(partition.key)
+        if row is not None and row.status != "succeeded" and row.cursor is not None:
+            return partition
+    return None
+
+
+def start_position(control: dict, partitions: list[Partition], spec: EntitySpec, mode: str,
+                   lookback: timedelta) -> Position | None:
+    """Where a keyset pass over `partitions` begins.
+
+    `control` maps partition keys to their saved `ControlRow`. A crash or a
+    halt resumes at the cursor of the earliest unfinished partition (the
+    partitions before it are done), a differential run at the cursor minus
+    the look-back, a full run at the window start (the NULL-cursor rows
+    first, where the entity has them). None means the window start.
+    """
+    resume = resuming_partition(control, partitions)
+    if resume is not None:
+        return control[resume.key].cursor
+    first = partitions[0]
+    row = control.get(first.key)
+    null_start = Position(None, 0, in_nulls=True) if first.is_first and spec.cursor_nullable else None
+    if row is None or row.cursor is None or mode == "full":
+        return null_start
+    if row.cursor.in_nulls:
+        return None
+    ts = row.cursor.ts - lookback
+    if first.start is not None and ts < first.start:
+        return None
+    return Position(ts, 0)

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 
+import numpy as np
 import pandas as pd
 from psycopg2 import sql
 
@@ -61,12 +62,23 @@ def _to_array(value) -> str | None:
     return "{" + ",".join(str(int(v)) for v in value) + "}"
 
 
+def _timestamps(values: pd.Series) -> pd.Series:
+    """ISO text in UTC, vectorised (pandas' own formatting is ten times slower)."""
+    stamps = pd.to_datetime(values, utc=True)
+    raw = stamps.to_numpy(dtype="datetime64[us]")
+    text = np.datetime_as_string(raw, unit="us").astype(object) + "+00:00"
+    text[pd.isna(stamps).to_numpy()] = None
+    return pd.Series(text, index=values.index)
+
+
 def _prepare(frame: pd.DataFrame, columns: tuple[TargetColumn, ...]) -> pd.DataFrame:
     """Column values in the text form COPY reads."""
     out = {}
     for column in columns:
         values = frame[column.name]
-        if column.sql_type == "jsonb":
+        if column.sql_type == "timestamptz":
+            values = _timestamps(values)
+        elif column.sql_type == "jsonb":
             values = values.map(_to_json, na_action=None)
         elif column.sql_type.endswith("[]"):
             values = values.map(_to_array, na_action=None)

@@ -20,10 +20,12 @@ from sqlalchemy.engine import Engine
 from dbmig_pipeline.engine import bookkeeping as bk
 from dbmig_pipeline.engine.errors import IntegrityHalt
 from dbmig_pipeline.engine.extract import HASH_COLUMN, Position, Window, count_query, fetch_batch, fetch_by_ids, safe_horizon
-from dbmig_pipeline.engine.load import find_collisions, park_missing_parents, upsert
+from dbmig_pipeline.engine.load import find_collisions, park_missing_parents, soft_delete_rows, upsert
 from dbmig_pipeline.engine.partitions import Partition, key_of
-from dbmig_pipeline.engine.preflight import check_source_columns
+from dbmig_pipeline.engine.plan import resuming_partition, start_position
+from dbmig_pipeline.engine.preflight import run_preflight
 from dbmig_pipeline.engine.progress import ProgressEvent, ProgressMeter
+from dbmig_pipeline.engine.masking import mask_result
 from dbmig_pipeline.engine.staging import copy_frame, create_staging, staging_columns
 from dbmig_pipeline.entities.spec import INTEGRITY, MISSING_PARENT, EntitySpec
 
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 
 FULL = "full"
 DIFFERENTIAL = "differential"
+#: Repairs that re-read the source's current row by id: there the source wins even if its timestamp went back.
+OVERWRITING_REASONS = frozenset({"reconcile_repair", "errors_retry"})
 
 @dataclass(frozen=True)
 class RunInfo:
@@ -39,6 +43,8 @@ class RunInfo:
     mode: str = DIFFERENTIAL
     batch_size: int = 10_000
     lookback: timedelta = timedelta(minutes=5)
+    #: DBMIG_MASK_KEY when PII is masked (non-production targets); never shown
+    mask_key: bytes | None = field(default=None, repr=False)
 
 @dataclass
 class SyncStats:
@@ -114,7 +120,7 @@ class EntitySync:
     def run_pass(self) -> SyncStats:
         started = time.monotonic()
         with self.src.cursor() as cur:
-            check_source_columns(cur, self.spec)
+            run_preflight(cur, self.spec, self.dst, operator=self.run.operator, run_id=self.run.run_id)
         self.src.commit()
         with self.dst.cursor() as cur:
             before = bk.start_partitions(cur, self.spec.name, self.keys, self.run.run_id)
@@ -124,7 +130,13 @@ class EntitySync:
         self.dst.commit()
         try:
             self._retry_parked()
-            self._scan(self._start_position(before))
+            position = start_position(before, self.partitions, self.spec, self.run.mode, self.run.lookback)
+            if self.run.mode == FULL and resuming_partition(before, self.partitions) is None:
+                # A fresh full pass rebuilds the cursors; an older run's must not be resumed from.
+                with self.dst.cursor() as cur:
+                    bk.reset_cursors(cur, self.spec.name, self.keys)
+                self.dst.commit()
+            self._scan(position)
         except IntegrityHalt as exc:
             self._fail("failed", str(exc), exc.legacy_ids)
             raise
@@ -141,26 +153,6 @@ class EntitySync:
 
     def _range_label(self) -> str:
         return self.keys[0] if len(self.keys) == 1 else f"{self.keys[0]}..{self.keys[-1]}"
-
-    def _start_position(self, before: dict[str, bk.ControlRow]) -> Position | None:
-        """Where the keyset pass begins: a crash resumes at its cursor, a
-        differential run at the cursor minus the look-back, a full run at the
-        window start. None means the window start."""
-        first = self.partitions[0]
-        row = before.get(first.key)
-        null_start = Position(None, 0, in_nulls=True) if first.is_first and self.spec.cursor_nullable else None
-        if row is None or row.cursor is None:
-            return null_start
-        if row.status != "succeeded":
-            return row.cursor  # resume after a crash or a halt
-        if self.run.mode == FULL:
-            return null_start
-        if row.cursor.in_nulls:
-            return None
-        ts = row.cursor.ts - self.run.lookback
-        if first.start is not None and ts < first.start:
-            return None
-        return Position(ts, 0)
 
     def _scan(self, position: Position | None) -> None:
         window = Window(self.partitions[0].start, self.partitions[-1].end)
@@ -209,18 +201,51 @@ class EntitySync:
                 frame = fetch_by_ids(cur, self.spec, chunk)
             self.src.commit()
             gone = sorted(set(chunk) - set(int(i) for i in frame["id"]))
-            outcome = self._process(frame, checkpoint=None, force=True, resolve_gone=gone)
+            outcome = self._process(frame, checkpoint=None, force=True, resolve_gone=gone, reason="retry_parked")
             self.stats.unparked += len(set(outcome.written) & set(parked))
+
+    # --- targeted repairs (reconciliation, `dbmig errors retry`) ---------
+
+    def reprocess_ids(self, ids: list[int], reason: str) -> _BatchOutcome:
+        """Re-read these source rows by id and sync them, whatever their hashes say."""
+        total = _BatchOutcome()
+        for start in range(0, len(ids), self.run.batch_size):
+            chunk = ids[start:start + self.run.batch_size]
+            with self.src.cursor() as cur:
+                frame = fetch_by_ids(cur, self.spec, chunk)
+            self.src.commit()
+            gone = sorted(set(chunk) - set(int(i) for i in frame["id"]))
+            outcome = self._process(frame, checkpoint=None, force=True, resolve_gone=gone, reason=reason)
+            total.written += outcome.written
+            total.parked += outcome.parked
+            total.quarantined += outcome.quarantined
+            total.stale += outcome.stale
+        return total
+
+    def soft_delete(self, ids: list[int]) -> int:
+        """Mark target rows whose source row disappeared; children are not touched."""
+        marked = 0
+        for start in range(0, len(ids), self.run.batch_size):
+            chunk = ids[start:start + self.run.batch_size]
+            with self.dst.cursor() as cur:
+                marked += soft_delete_rows(cur, self.spec, chunk)
+                bk.mark_ledger_deleted(cur, self.spec.name, chunk)
+                bk.resolve_errors(cur, self.spec.name, chunk)
+                bk.audit(cur, "rows_deleted", level="detail", entity=self.spec.name, run_id=self.run.run_id,
+                         operator=self.run.operator,
+                         details={"rows": len(chunk), "legacy_id_range": [min(chunk), max(chunk)]})
+            self.dst.commit()
+        return marked
 
     # --- one batch -------------------------------------------------------
 
     def _process(self, frame: pd.DataFrame, *, checkpoint: tuple[Position, datetime] | None,
-                 force: bool = False, resolve_gone: list[int] | None = None) -> _BatchOutcome:
+                 force: bool = False, resolve_gone: list[int] | None = None, reason: str = "") -> _BatchOutcome:
         extra = frame.iloc[0:0]
         for attempt in range(3):
             try:
                 outcome = self._load_batch(frame, extra, checkpoint=checkpoint, force=force,
-                                           resolve_gone=resolve_gone, allow_restage=attempt < 2)
+                                           resolve_gone=resolve_gone, allow_restage=attempt < 2, reason=reason)
                 break
             except _Restage as again:
                 self.dst.rollback()
@@ -234,7 +259,7 @@ class EntitySync:
         return outcome
 
     def _load_batch(self, frame: pd.DataFrame, extra: pd.DataFrame, *, checkpoint, force: bool,
-                    resolve_gone: list[int] | None, allow_restage: bool) -> _BatchOutcome:
+                    resolve_gone: list[int] | None, allow_restage: bool, reason: str = "") -> _BatchOutcome:
         spec = self.spec
         outcome = _BatchOutcome()
         with self.dst.cursor() as cur:
@@ -248,6 +273,8 @@ class EntitySync:
             if len(extra):
                 changed = pd.concat([extra, changed[~changed["id"].isin(extra["id"])]], ignore_index=True)
             result = spec.transform(changed[list(spec.source_columns)])
+            if self.run.mask_key is not None:  # before anything of the batch leaves the transform
+                result = mask_result(result, spec, self.run.mask_key)
             columns = staging_columns(spec)
             create_staging(cur, self.stage, columns)
             copy_frame(cur, self.stage, result.rows, columns)
@@ -264,7 +291,7 @@ class EntitySync:
             parked = park_missing_parents(cur, spec, self.stage, self.specs_by_name)
             try:
                 cur.execute("SAVEPOINT upsert")
-                written = upsert(cur, spec, self.stage, self.specs_by_name)
+                written = upsert(cur, spec, self.stage, self.specs_by_name, overwrite=reason in OVERWRITING_REASONS)
             except psycopg2.errors.UniqueViolation as exc:
                 detail = (exc.diag.message_detail or str(exc)).strip()
                 raise IntegrityHalt(
@@ -287,9 +314,15 @@ class EntitySync:
             if resolve_gone:
                 bk.resolve_errors(cur, spec.name, resolve_gone, [MISSING_PARENT, INTEGRITY])
             bk.record_warnings(cur, spec.name, result.warnings, written, self.run.run_id)
-            bk.record_ledger(cur, spec.name, self._ledger_rows(changed, written, parked, result.rejects))
+            bk.record_ledger(cur, spec.name, self._ledger_rows(changed, written, parked, result.rejects),
+                             overwrite=reason in OVERWRITING_REASONS)
             if checkpoint is not None:
                 self._checkpoint(cur, frame, outcome, *checkpoint)
+            elif len(frame) or resolve_gone:
+                bk.audit(cur, reason or "rows_reprocessed", level="detail", entity=spec.name, run_id=self.run.run_id,
+                         operator=self.run.operator,
+                         details={"read": len(frame), "written": len(written), "parked": len(parked),
+                                  "quarantined": len(result.rejects), "gone": len(resolve_gone or [])})
         self.dst.commit()
         return outcome
 

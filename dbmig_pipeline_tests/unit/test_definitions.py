@@ -12,12 +12,16 @@ def _defs(tmp_path):
 def test_asset_keys_and_dependency_edges(tmp_path):
     graph = _defs(tmp_path).resolve_asset_graph()
     keys = sorted(k.to_user_string() for k in graph.get_all_asset_keys())
-    assert keys == ["doctors", "jaws", "offices", "orders", "patients", "system_messages"]
+    assert keys == ["doctors", "jaws", "offices", "orders", "patients", "reconciliation", "system_messages"]
     parents = {k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
                for k in graph.get_all_asset_keys()}
     assert parents == {"offices": [], "doctors": ["offices"], "patients": ["doctors"], "orders": ["patients"],
-                       "jaws": [], "system_messages": []}
+                       "jaws": [], "system_messages": [],
+                       "reconciliation": ["doctors", "jaws", "offices", "orders", "patients", "system_messages"]}
     for key in graph.get_all_asset_keys():
+        if key.to_user_string() == "reconciliation":
+            assert graph.get(key).group_name == "reconciliation"
+            continue
         node = graph.get(key)
         assert node.group_name == "migration"
         assert node.backfill_policy == dg.BackfillPolicy.single_run()
@@ -30,3 +34,16 @@ def test_daily_partitions_start_where_configured_and_end_today(tmp_path):
     from datetime import UTC, datetime
 
     assert keys[-1] == datetime.now(UTC).date().isoformat()
+
+
+def test_checks_jobs_schedules_and_sensors(tmp_path):
+    defs = _defs(tmp_path)
+    graph = defs.resolve_asset_graph()
+    checks = sorted(f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys)
+    entities = ["doctors", "jaws", "offices", "orders", "patients", "system_messages"]
+    expected = sorted([f"{e}:reconciliation" for e in entities] + [f"{e}:schema_drift" for e in entities]
+                      + [f"{e}:referential_integrity" for e in ("doctors", "orders", "patients")])
+    assert checks == expected
+    assert defs.resolve_job_def("reconcile_all") is not None
+    migrate_checks = {k.name for k in defs.resolve_job_def(MIGRATION_JOB).asset_layer.asset_graph.asset_check_keys}
+    assert "reconciliation" not in migrate_checks

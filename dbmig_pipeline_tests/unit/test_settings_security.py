@@ -1,0 +1,71 @@
+"""Security settings: TLS in production, the masking key, URL sslmode, role names. No database."""
+import pytest
+
+from dbmig_pipeline.grants import validate_role_name
+from dbmig_pipeline.settings import ConfigError, Settings
+
+URL = "postgresql://migrator:s3cret-pw@db.example:5432/legacy"
+PROD = {"DBMIG_ENV": "production", "DBMIG_SOURCE_URL": URL, "DBMIG_DEST_URL": URL}
+
+
+@pytest.mark.parametrize("mode", ["disable", "allow", "prefer", "require", "verify-ca"])
+def test_production_refuses_anything_weaker_than_verify_full_and_says_why(mode):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**PROD, "DBMIG_SSLMODE": mode})
+    message = str(info.value)
+    assert f"DBMIG_SOURCE_SSLMODE=verify-full, got {mode!r}" in message
+    assert "patient data must travel encrypted" in message and "DBMIG_ALLOW_TLS_REQUIRE=true" in message
+
+
+def test_production_takes_require_or_verify_ca_only_when_allowed_and_never_less():
+    allowed = {**PROD, "DBMIG_ALLOW_TLS_REQUIRE": "true"}
+    assert Settings.from_env({**allowed, "DBMIG_SSLMODE": "require"}).dest.sslmode == "require"
+    assert Settings.from_env({**allowed, "DBMIG_SSLMODE": "verify-ca"}).source.sslmode == "verify-ca"
+    with pytest.raises(ConfigError, match=r"DBMIG_DEST_SSLMODE=verify-full \(or, as DBMIG_ALLOW_TLS_REQUIRE"):
+        Settings.from_env({**allowed, "DBMIG_SOURCE_SSLMODE": "verify-full", "DBMIG_DEST_SSLMODE": "prefer"})
+    assert not Settings.from_env({"DBMIG_ALLOW_TLS_REQUIRE": "true"}).is_production
+
+
+def test_an_sslmode_in_the_url_counts_and_a_contradiction_is_refused():
+    settings = Settings.from_env({"DBMIG_DEST_URL": URL + "?sslmode=verify-full"})
+    assert settings.dest.sslmode == "verify-full" and settings.source.sslmode == "prefer"
+    with pytest.raises(ConfigError, match="DBMIG_DEST_URL asks for sslmode=verify-full but DBMIG_DEST_SSLMODE=prefer"):
+        Settings.from_env({"DBMIG_DEST_URL": URL + "?sslmode=verify-full", "DBMIG_DEST_SSLMODE": "prefer"})
+    with pytest.raises(ConfigError, match="DBMIG_SOURCE_URL has sslmode='sometimes'"):
+        Settings.from_env({"DBMIG_SOURCE_URL": URL + "?sslmode=sometimes"})
+    production = Settings.from_env({**PROD, "DBMIG_SOURCE_URL": URL + "?sslmode=verify-full",
+                                     "DBMIG_DEST_SSLMODE": "verify-full"})
+    assert production.is_production
+
+
+def test_the_system_trust_store_may_be_named():
+    assert Settings.from_env({"DBMIG_DEST_SSLROOTCERT": "system"}).dest.sslrootcert == "system"
+
+
+def test_masking_needs_a_long_enough_key_and_never_shows_it():
+    with pytest.raises(ConfigError, match="DBMIG_MASK_PII=true needs DBMIG_MASK_KEY.*is not set"):
+        Settings.from_env({"DBMIG_MASK_PII": "true"})
+    with pytest.raises(ConfigError, match="is shorter than that") as info:
+        Settings.from_env({"DBMIG_MASK_PII": "true", "DBMIG_MASK_KEY": "short-key"})
+    assert "short-key" not in str(info.value)
+    secret = "k" * 15 + "-very-secret"
+    settings = Settings.from_env({"DBMIG_MASK_PII": "true", "DBMIG_MASK_KEY": secret})
+    assert settings.mask_key == secret.encode() and secret not in repr(settings)
+    assert Settings.from_env({"DBMIG_MASK_KEY": secret}).mask_key is None  # read only when masking is on
+
+
+def test_masking_is_refused_on_production_before_the_key_is_asked_for():
+    with pytest.raises(ConfigError, match="refused with DBMIG_ENV=production"):
+        Settings.from_env({**PROD, "DBMIG_SSLMODE": "verify-full", "DBMIG_MASK_PII": "true"})
+
+
+@pytest.mark.parametrize("name", ["dbmig_reader", "dbmig-writer", "_x", "Reader2", "a" * 63])
+def test_plain_role_names_are_accepted(name):
+    assert validate_role_name(name, "--dest-role") == name
+
+
+@pytest.mark.parametrize("name", ['"; DROP TABLE x; --', "x; DROP TABLE x", "reader'", 'a"b', "two words", "",
+                                  "1abc", "-abc", "a" * 64, "r\u00e9ader", "pg_monitor", "PUBLIC", "current_user"])
+def test_hostile_or_reserved_role_names_are_refused_naming_the_option(name):
+    with pytest.raises(ConfigError, match="--dest-role / DBMIG_DEST_ROLE"):
+        validate_role_name(name, "--dest-role / DBMIG_DEST_ROLE")
