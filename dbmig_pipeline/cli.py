@@ -6,7 +6,6 @@ password masked) and a non-zero exit code, never as a traceback.
 """
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sys

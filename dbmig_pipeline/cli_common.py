@@ -12,11 +12,14 @@ import click
 
 from dbmig_pipeline.db import DatabaseUnavailable
 from dbmig_pipeline.demo.embedded import EmbeddedServerError
+from dbmig_pipeline.engine.drift_api import DriftAcceptRefused
+from dbmig_pipeline.grants import GrantsRefused
 from dbmig_pipeline.schema import SchemaMismatch
 from dbmig_pipeline.settings import ConfigError, Settings
 
 #: Errors that are the user's to fix: printed as a message, exit code 2.
-_USER_ERRORS = (ConfigError, DatabaseUnavailable, SchemaMismatch, EmbeddedServerError)
+_USER_ERRORS = (ConfigError, DatabaseUnavailable, SchemaMismatch, EmbeddedServerError, DriftAcceptRefused,
+                GrantsRefused)
 
 
 def _friendly_errors(func):

@@ -6,7 +6,6 @@ database, an acceptance refused because the mapping is not fixed yet).
 """
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 
@@ -18,15 +17,10 @@ from dbmig_pipeline.engine.drift_api import DriftAcceptRefused, accept_entities,
 from dbmig_pipeline.entities import ENTITIES, ENTITY_NAMES, get_entity
 from dbmig_pipeline.schema import prepare_destination
 from dbmig_pipeline.settings import ConfigError
+from dbmig_pipeline.identity import current_operator
 
 BREAKING_EXIT = 3
 
-
-def _operator() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def _specs(entities: tuple[str, ...]):
@@ -51,7 +45,7 @@ def drift(ctx: click.Context, entities: tuple[str, ...], as_json: bool) -> None:
     try:
         prepare_destination(databases.dest)
         reports = inspect_entities(databases.source, databases.dest, specs, settings.drift_strictness,
-                                   operator=_operator())
+                                   operator=current_operator())
     finally:
         databases.dispose()
     if as_json:
@@ -82,7 +76,7 @@ def accept(entities: tuple[str, ...], as_json: bool) -> None:
     try:
         prepare_destination(databases.dest)
         try:
-            accepted = accept_entities(databases.source, databases.dest, specs, by=_operator())
+            accepted = accept_entities(databases.source, databases.dest, specs, by=current_operator())
         except DriftAcceptRefused as exc:  # the mapping is not fixed yet: the user's to fix, exit 2
             raise ConfigError(str(exc)) from None
     finally:
@@ -92,4 +86,4 @@ def accept(entities: tuple[str, ...], as_json: bool) -> None:
         return
     for report in accepted:
         changes = f"{len(report.differences)} difference(s) accepted" if report.differences else "unchanged"
-        click.echo(f"{report.entity:<16} accepted ({changes}) as {report.key} by {_operator()}")
+        click.echo(f"{report.entity:<16} accepted ({changes}) as {report.key} by {current_operator()}")

@@ -8,17 +8,14 @@ visible to every user of the machine). Nothing printed carries a password.
 """
 from __future__ import annotations
 
-import functools
 import os
-import sys
 
 import click
 import psycopg2
 from click.core import ParameterSource
 from sqlalchemy.engine import make_url
 
-from dbmig_pipeline.db import DatabaseUnavailable, check_connection, create_db_engine, resolve_endpoints
-from dbmig_pipeline.demo.embedded import EmbeddedServerError
+from dbmig_pipeline.db import check_connection, create_db_engine, resolve_endpoints
 from dbmig_pipeline.grants import (
     GrantsRefused,
     Statement,
@@ -31,23 +28,10 @@ from dbmig_pipeline.grants import (
     source_statements,
     validate_role_name,
 )
-from dbmig_pipeline.schema import SchemaMismatch, prepare_destination
+from dbmig_pipeline.schema import prepare_destination
 from dbmig_pipeline.settings import ConfigError, Settings, SideSettings, _parse_url, mask_url
+from dbmig_pipeline.cli_common import _friendly_errors
 
-#: as in cli.py (not imported from there: `python -m dbmig_pipeline.cli` would import this module twice)
-_USER_ERRORS = (ConfigError, DatabaseUnavailable, SchemaMismatch, EmbeddedServerError, GrantsRefused)
-
-
-def _friendly_errors(func):
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except _USER_ERRORS as exc:
-            click.echo(f"dbmig: error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper
 
 
 def _role_and_password(option: str | None, url: str | None, side: str, default: str) -> tuple[str, str | None]:

@@ -6,7 +6,6 @@ the UI), executed in this process so that progress shows in the terminal.
 """
 from __future__ import annotations
 
-import getpass
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -20,6 +19,7 @@ from dbmig_pipeline.engine.plan import union_pending_keys
 from dbmig_pipeline.entities import ENTITY_NAMES
 from dbmig_pipeline.instance import prepare_dagster_home
 from dbmig_pipeline.settings import ConfigError
+from dbmig_pipeline.identity import current_operator
 
 #: The terminal shows dbmig's own summary; Dagster's full log is in the instance (and the UI).
 _QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -75,7 +75,7 @@ def run_migration(databases: Databases, *, entities: list[str] | None = None, pa
     tags = {
         "dagster/asset_partition_range_start": keys[0],
         "dagster/asset_partition_range_end": keys[-1],
-        OPERATOR_TAG: _operator(),
+        OPERATOR_TAG: current_operator(),
         "dbmig/launched_by": "cli",
     }
     if full:
@@ -93,12 +93,6 @@ def run_migration(databases: Databases, *, entities: list[str] | None = None, pa
         )
     return MigrationOutcome(result.run_id, keys, _outcomes(result, entities))
 
-
-def _operator() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def _outcomes(result: dg.ExecuteInProcessResult, entities: list[str]) -> list[EntityOutcome]:
@@ -146,7 +140,7 @@ def run_reconciliation(databases: Databases, *, entities: list[str] | None = Non
     job = build_definitions(databases.settings).resolve_job_def(RECONCILE_JOB)
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False,
-                                        tags={OPERATOR_TAG: _operator(), "dbmig/launched_by": "cli"})
+                                        tags={OPERATOR_TAG: current_operator(), "dbmig/launched_by": "cli"})
     summaries: dict = {}
     for event in result.asset_materializations_for_node(RECONCILE_ASSET):
         summaries.update({k: v.value for k, v in event.metadata.items()})
