@@ -133,11 +133,17 @@ def open_error_ids(cur, entity: str, category: str) -> list[int]:
     return [row[0] for row in cur.fetchall()]
 
 
-def record_warnings(cur, entity: str, warnings: pd.DataFrame, migrated_ids: Sequence[int], run_id: str | None) -> None:
-    """Warnings of the rows just migrated replace whatever those rows had before."""
+def record_warnings(cur, entity: str, warnings: pd.DataFrame, migrated_ids: Sequence[int], run_id: str | None,
+                    *, clear_ids: Sequence[int] | None = None) -> None:
+    """Warnings of the rows just migrated replace whatever those rows had before.
+
+    `clear_ids` narrows the clean-up to rows that may have old warnings (rows
+    never migrated before have none); None means all migrated rows.
+    """
     ids = [int(i) for i in migrated_ids]
-    if ids:
-        cur.execute("DELETE FROM dbmig.row_warnings WHERE entity = %s AND legacy_id = ANY(%s)", (entity, ids))
+    clear = ids if clear_ids is None else [int(i) for i in clear_ids]
+    if clear:
+        cur.execute("DELETE FROM dbmig.row_warnings WHERE entity = %s AND legacy_id = ANY(%s)", (entity, clear))
     warnings = warnings[warnings["legacy_id"].isin(ids)] if len(warnings) else warnings
     if warnings.empty:
         return

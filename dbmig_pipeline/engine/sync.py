@@ -21,7 +21,7 @@ from dbmig_pipeline.engine import bookkeeping as bk
 from dbmig_pipeline.engine.errors import IntegrityHalt
 from dbmig_pipeline.engine.extract import HASH_COLUMN, Position, Window, count_query, fetch_batch, fetch_by_ids, safe_horizon
 from dbmig_pipeline.engine.load import find_collisions, park_missing_parents, soft_delete_rows, upsert
-from dbmig_pipeline.engine.partitions import Partition, key_of
+from dbmig_pipeline.engine.partitions import Partition, keys_of
 from dbmig_pipeline.engine.plan import resuming_partition, start_position
 from dbmig_pipeline.engine.preflight import run_preflight
 from dbmig_pipeline.engine.progress import ProgressEvent, ProgressMeter
@@ -194,15 +194,8 @@ class EntitySync:
             parked = bk.open_error_ids(cur, self.spec.name, MISSING_PARENT)
             halted = bk.open_error_ids(cur, self.spec.name, INTEGRITY)
         self.dst.commit()
-        ids = sorted(set(parked) | set(halted))
-        for start in range(0, len(ids), self.run.batch_size):
-            chunk = ids[start:start + self.run.batch_size]
-            with self.src.cursor() as cur:
-                frame = fetch_by_ids(cur, self.spec, chunk)
-            self.src.commit()
-            gone = sorted(set(chunk) - set(int(i) for i in frame["id"]))
-            outcome = self._process(frame, checkpoint=None, force=True, resolve_gone=gone, reason="retry_parked")
-            self.stats.unparked += len(set(outcome.written) & set(parked))
+        outcome = self.reprocess_ids(sorted(set(parked) | set(halted)), reason="retry_parked")
+        self.stats.unparked += len(set(outcome.written) & set(parked))
 
     # --- targeted repairs (reconciliation, `dbmig errors retry`) ---------
 
@@ -265,8 +258,10 @@ class EntitySync:
         with self.dst.cursor() as cur:
             if force:
                 changed = frame
+                seen_before = None  # unknown: clear old warnings of every written row
             else:
                 recorded = bk.recorded_hashes(cur, spec.name, list(frame["id"]))
+                seen_before = set(recorded)
                 same = frame["id"].map(recorded).astype(object) == frame[HASH_COLUMN].astype(str)
                 changed = frame[~same.to_numpy(dtype=bool)]
                 outcome.unchanged = len(frame) - len(changed)
@@ -313,7 +308,8 @@ class EntitySync:
             bk.resolve_errors(cur, spec.name, written)
             if resolve_gone:
                 bk.resolve_errors(cur, spec.name, resolve_gone, [MISSING_PARENT, INTEGRITY])
-            bk.record_warnings(cur, spec.name, result.warnings, written, self.run.run_id)
+            bk.record_warnings(cur, spec.name, result.warnings, written, self.run.run_id,
+                               clear_ids=None if seen_before is None else [i for i in written if i in seen_before])
             bk.record_ledger(cur, spec.name, self._ledger_rows(changed, written, parked, result.rejects),
                              overwrite=reason in OVERWRITING_REASONS)
             if checkpoint is not None:
@@ -341,7 +337,7 @@ class EntitySync:
     def _checkpoint(self, cur, frame: pd.DataFrame, outcome: _BatchOutcome, position: Position, horizon: datetime) -> None:
         """Cursor and counters per partition touched; the saved cursor never passes the source's safe horizon."""
         spec = self.spec
-        keys = frame[spec.cursor_column].map(lambda ts: key_of(None if pd.isna(ts) else ts, self.all_keys))
+        keys = keys_of(frame[spec.cursor_column], self.all_keys)
         lasts = frame.assign(_key=keys.to_numpy()).drop_duplicates("_key", keep="last")
         counts = keys.value_counts()
         progress: dict[str, bk.PartitionProgress] = {}
