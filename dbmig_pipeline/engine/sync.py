@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -27,7 +28,7 @@ from dbmig_pipeline.engine.preflight import run_preflight
 from dbmig_pipeline.engine.progress import ProgressEvent, ProgressMeter
 from dbmig_pipeline.engine.masking import mask_result
 from dbmig_pipeline.engine.staging import copy_frame, create_staging, staging_columns
-from dbmig_pipeline.entities.spec import INTEGRITY, MISSING_PARENT, EntitySpec
+from dbmig_pipeline.entities.spec import INTEGRITY, MISSING_PARENT, EntitySpec, TransformResult
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,48 @@ class _BatchOutcome:
     quarantined: int = 0
     stale: int = 0
 
+@dataclass
+class _Prepared:
+    """A batch compared with the ledger and transformed, ready to be written."""
+
+    changed: pd.DataFrame
+    result: TransformResult
+    unchanged: int
+    seen_before: set[int] | None
+
+
+class _BatchReader:
+    """Reads and prepares the next batch on its own connections (see EntitySync._scan).
+
+    Its ledger look-up may run before the previous batch commits; a keyset
+    pass never holds one row in two batches, so the hashes it sees are right.
+    """
+
+    def __init__(self, sync: "EntitySync"):
+        self.sync = sync
+        self.src = sync.source_engine.raw_connection()
+        self.dst = sync.dest_engine.raw_connection()
+
+    def read(self, window: Window, position: Position | None) -> tuple[datetime, pd.DataFrame, _Prepared | None]:
+        with self.src.cursor() as cur:
+            horizon = safe_horizon(cur)
+            frame = fetch_batch(cur, self.sync.spec, window, position, self.sync.run.batch_size)
+        self.src.commit()
+        if frame.empty:
+            return horizon, frame, None
+        with self.dst.cursor() as cur:
+            prepared = self.sync.prepare(cur, frame, frame.iloc[0:0], force=False)
+        self.dst.rollback()
+        return horizon, frame, prepared
+
+    def close(self) -> None:
+        for conn in (self.src, self.dst):
+            try:
+                conn.rollback()
+            finally:
+                conn.close()
+
+
 class _Restage(Exception):
     """The batch must be staged again with more rows (collision resolution)."""
 
@@ -102,6 +145,8 @@ class EntitySync:
         self.run = run
         self.on_progress = on_progress
         self.stats = SyncStats(spec.name, self.keys)
+        self.source_engine = source
+        self.dest_engine = dest
         self.src = source.raw_connection()
         self.dst = dest.raw_connection()
         self.stage = f"stage_{spec.name}"
@@ -155,26 +200,34 @@ class EntitySync:
         return self.keys[0] if len(self.keys) == 1 else f"{self.keys[0]}..{self.keys[-1]}"
 
     def _scan(self, position: Position | None) -> None:
+        """One keyset pass. The next batch is read, compared and transformed on
+        separate connections while the current one is written: the database
+        work of one overlaps the Python work of the other."""
         window = Window(self.partitions[0].start, self.partitions[-1].end)
         meter = ProgressMeter(self.spec.name, self._count(window, position))
-        while True:
-            with self.src.cursor() as cur:
-                horizon = safe_horizon(cur)
-                frame = fetch_batch(cur, self.spec, window, position, self.run.batch_size)
-            self.src.commit()
-            if frame.empty:
-                if position is not None and position.in_nulls:
-                    position = None  # NULL-cursor rows done; now the timestamped ones
-                    continue
-                return
-            last = frame.iloc[-1]
-            in_nulls = position is not None and position.in_nulls
-            position = Position(None if in_nulls else last[self.spec.cursor_column], int(last["id"]), in_nulls)
-            self.stats.batches += 1
-            self._process(frame, checkpoint=(position, horizon))
-            self.stats.read += len(frame)
-            if self.on_progress:
-                self.on_progress(meter.event(self.stats.batches, self.stats.read))
+        reader = _BatchReader(self)
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dbmig-read-{self.spec.name}") as pool:
+                pending = pool.submit(reader.read, window, position)
+                while True:
+                    horizon, frame, prepared = pending.result()
+                    if frame.empty:
+                        if position is not None and position.in_nulls:
+                            position = None  # NULL-cursor rows done; now the timestamped ones
+                            pending = pool.submit(reader.read, window, position)
+                            continue
+                        return
+                    last = frame.iloc[-1]
+                    in_nulls = position is not None and position.in_nulls
+                    position = Position(None if in_nulls else last[self.spec.cursor_column], int(last["id"]), in_nulls)
+                    pending = pool.submit(reader.read, window, position)
+                    self.stats.batches += 1
+                    self._process(frame, checkpoint=(position, horizon), prepared=prepared)
+                    self.stats.read += len(frame)
+                    if self.on_progress:
+                        self.on_progress(meter.event(self.stats.batches, self.stats.read))
+        finally:
+            reader.close()
 
     def _count(self, window: Window, position: Position | None) -> int:
         include_nulls = position is not None and position.in_nulls
@@ -233,12 +286,14 @@ class EntitySync:
     # --- one batch -------------------------------------------------------
 
     def _process(self, frame: pd.DataFrame, *, checkpoint: tuple[Position, datetime] | None,
-                 force: bool = False, resolve_gone: list[int] | None = None, reason: str = "") -> _BatchOutcome:
+                 force: bool = False, resolve_gone: list[int] | None = None, reason: str = "",
+                 prepared: "_Prepared | None" = None) -> _BatchOutcome:
         extra = frame.iloc[0:0]
         for attempt in range(3):
             try:
                 outcome = self._load_batch(frame, extra, checkpoint=checkpoint, force=force,
-                                           resolve_gone=resolve_gone, allow_restage=attempt < 2, reason=reason)
+                                           resolve_gone=resolve_gone, allow_restage=attempt < 2, reason=reason,
+                                           prepared=prepared if attempt == 0 else None)
                 break
             except _Restage as again:
                 self.dst.rollback()
@@ -251,25 +306,34 @@ class EntitySync:
             self.stats.stale += outcome.stale
         return outcome
 
+    def prepare(self, cur, frame: pd.DataFrame, extra: pd.DataFrame, force: bool) -> "_Prepared":
+        """Compare hashes with the ledger (`cur`: any destination cursor) and transform what changed."""
+        spec = self.spec
+        if force:
+            changed, seen_before = frame, None  # unknown: clear old warnings of every written row
+        else:
+            recorded = bk.recorded_hashes(cur, spec.name, list(frame["id"]))
+            seen_before = set(recorded)
+            same = frame["id"].map(recorded).astype(object) == frame[HASH_COLUMN].astype(str)
+            changed = frame[~same.to_numpy(dtype=bool)]
+        unchanged = len(frame) - len(changed)
+        if len(extra):
+            changed = pd.concat([extra, changed[~changed["id"].isin(extra["id"])]], ignore_index=True)
+        result = spec.transform(changed[list(spec.source_columns)])
+        if self.run.mask_key is not None:  # before anything of the batch leaves the transform
+            result = mask_result(result, spec, self.run.mask_key)
+        return _Prepared(changed, result, unchanged, seen_before)
+
     def _load_batch(self, frame: pd.DataFrame, extra: pd.DataFrame, *, checkpoint, force: bool,
-                    resolve_gone: list[int] | None, allow_restage: bool, reason: str = "") -> _BatchOutcome:
+                    resolve_gone: list[int] | None, allow_restage: bool, reason: str = "",
+                    prepared: "_Prepared | None" = None) -> _BatchOutcome:
         spec = self.spec
         outcome = _BatchOutcome()
         with self.dst.cursor() as cur:
-            if force:
-                changed = frame
-                seen_before = None  # unknown: clear old warnings of every written row
-            else:
-                recorded = bk.recorded_hashes(cur, spec.name, list(frame["id"]))
-                seen_before = set(recorded)
-                same = frame["id"].map(recorded).astype(object) == frame[HASH_COLUMN].astype(str)
-                changed = frame[~same.to_numpy(dtype=bool)]
-                outcome.unchanged = len(frame) - len(changed)
-            if len(extra):
-                changed = pd.concat([extra, changed[~changed["id"].isin(extra["id"])]], ignore_index=True)
-            result = spec.transform(changed[list(spec.source_columns)])
-            if self.run.mask_key is not None:  # before anything of the batch leaves the transform
-                result = mask_result(result, spec, self.run.mask_key)
+            if prepared is None or len(extra):
+                prepared = self.prepare(cur, frame, extra, force)
+            changed, result, seen_before = prepared.changed, prepared.result, prepared.seen_before
+            outcome.unchanged = prepared.unchanged
             columns = staging_columns(spec)
             create_staging(cur, self.stage, columns)
             copy_frame(cur, self.stage, result.rows, columns)
