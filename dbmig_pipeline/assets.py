@@ -117,6 +117,7 @@ def build_entity_asset(*, spec: EntitySpec, partitions_def: dg.PartitionsDefinit
             operator=context.run.tags.get(OPERATOR_TAG, "dagster"),
             mode=mode,
             batch_size=settings.batch_size,
+            checkpoint_every=settings.checkpoint_every,
             lookback=timedelta(seconds=settings.lookback_s),
             mask_key=settings.mask_key if settings.mask_pii else None,
         )

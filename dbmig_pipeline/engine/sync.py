@@ -44,6 +44,8 @@ class RunInfo:
     mode: str = DIFFERENTIAL
     batch_size: int = 10_000
     lookback: timedelta = timedelta(minutes=5)
+    #: save the cursor with every n-th batch (1: every batch)
+    checkpoint_every: int = 1
     #: DBMIG_MASK_KEY when PII is masked (non-production targets); never shown
     mask_key: bytes | None = field(default=None, repr=False)
 
@@ -152,6 +154,9 @@ class EntitySync:
         self.stage = f"stage_{spec.name}"
         #: batches committed for this entity by earlier attempts of the same run
         self.batch_offset = 0
+        #: partition progress of the batches committed since the last saved checkpoint
+        self._pending_progress: dict[str, bk.PartitionProgress] = {}
+        self._pending_batches = 0
 
     def close(self) -> None:
         for conn in (self.src, self.dst):
@@ -190,6 +195,7 @@ class EntitySync:
             raise
         self.stats.seconds = time.monotonic() - started
         with self.dst.cursor() as cur:
+            self._flush_checkpoint(cur)
             bk.save_checkpoint(cur, self.spec.name, {}, self.keys)
             bk.audit(cur, "run_finished", entity=self.spec.name, partition_key=self._range_label(),
                      run_id=self.run.run_id, operator=self.run.operator, details=self.stats.as_dict())
@@ -399,31 +405,50 @@ class EntitySync:
         })
 
     def _checkpoint(self, cur, frame: pd.DataFrame, outcome: _BatchOutcome, position: Position, horizon: datetime) -> None:
-        """Cursor and counters per partition touched; the saved cursor never passes the source's safe horizon."""
+        """Cursor and counters per partition touched; the saved cursor never passes the source's safe horizon.
+
+        Saved with every `RunInfo.checkpoint_every`-th batch (default: every
+        batch); in between they accumulate, and a crash then re-reads at most
+        those batches (their rows are skipped by hash).
+        """
         spec = self.spec
         keys = keys_of(frame[spec.cursor_column], self.all_keys)
         lasts = frame.assign(_key=keys.to_numpy()).drop_duplicates("_key", keep="last")
         counts = keys.value_counts()
-        progress: dict[str, bk.PartitionProgress] = {}
+        pending = self._pending_progress
         for key, ts, row_id in zip(lasts["_key"], lasts[spec.cursor_column], lasts["id"]):
             ts = None if position.in_nulls or pd.isna(ts) else ts
             cursor = Position(ts, int(row_id), position.in_nulls)
             if ts is not None and ts > horizon:
                 cursor = Position(horizon, 0)
-            progress[key] = bk.PartitionProgress(cursor=cursor, read=int(counts[key]))
+            p = pending.setdefault(key, bk.PartitionProgress())
+            p.cursor, p.read = cursor, p.read + int(counts[key])
+        p = pending[max(keys)]
+        p.written += len(outcome.written)
+        p.unchanged += outcome.unchanged
+        p.parked += outcome.parked
+        p.quarantined += outcome.quarantined
+        self._pending_batches += 1
+        if self._pending_batches >= self.run.checkpoint_every:
+            self._flush_checkpoint(cur)
+
+    def _flush_checkpoint(self, cur) -> None:
+        if not self._pending_progress:
+            return
+        progress = self._pending_progress
         batch_key = max(progress)
-        p = progress[batch_key]
-        p.written, p.unchanged, p.parked, p.quarantined = (
-            len(outcome.written), outcome.unchanged, outcome.parked, outcome.quarantined)
         done = [k for k in self.keys if k < batch_key]
-        bk.save_checkpoint(cur, spec.name, progress, done)
+        bk.save_checkpoint(cur, self.spec.name, progress, done)
         saved = progress[batch_key].cursor
         self.stats.watermark = saved.ts if saved and saved.ts else self.stats.watermark
-        bk.audit(cur, "batch_committed", level="detail", entity=spec.name, partition_key=batch_key,
+        totals = {field: sum(getattr(p, field) for p in progress.values())
+                  for field in ("read", "written", "unchanged", "parked", "quarantined")}
+        bk.audit(cur, "batch_committed", level="detail", entity=self.spec.name, partition_key=batch_key,
                  run_id=self.run.run_id, batch_no=self.batch_offset + self.stats.batches, operator=self.run.operator,
-                 details={"read": len(frame), "written": len(outcome.written), "unchanged": outcome.unchanged,
-                          "parked": outcome.parked, "quarantined": outcome.quarantined,
-                          "cursor": [str(position.ts), position.id]})
+                 details={**totals, "batches": self._pending_batches,
+                          "cursor": [str(saved.ts) if saved else None, saved.id if saved else None]})
+        self._pending_progress = {}
+        self._pending_batches = 0
 
     def _collision_error(self, collisions) -> IntegrityHalt:
         parts = []

@@ -47,11 +47,12 @@ class Pair:
     keys: list[str] = field(default_factory=lambda: partition_keys(FIRST_DAY))
 
     def run(self, entity: str, *, mode: str = FULL, batch_size: int = 7, run_id: str = "run-1",
-            keys: list[str] | None = None, on_progress: Callable[[ProgressEvent], None] | None = None) -> SyncStats:
+            keys: list[str] | None = None, on_progress: Callable[[ProgressEvent], None] | None = None,
+            checkpoint_every: int = 1) -> SyncStats:
         """One pass of `entity` over `keys` (default: every partition)."""
         parts = partitions_for(keys or self.keys, self.keys)
-        return sync_entity(self.source, self.dest, SPECS[entity], SPECS, parts, self.keys,
-                           RunInfo(run_id, "pytest", mode=mode, batch_size=batch_size), on_progress)
+        run = RunInfo(run_id, "pytest", mode=mode, batch_size=batch_size, checkpoint_every=checkpoint_every)
+        return sync_entity(self.source, self.dest, SPECS[entity], SPECS, parts, self.keys, run, on_progress)
 
     def run_all(self, **kwargs) -> dict[str, SyncStats | EngineError]:
         """Every entity, parents first; an entity that stops does not stop the others."""
