@@ -4,7 +4,6 @@ Thin by design: each asset resolves its partition range, calls the engine
 and reports what happened. No SQL here. (No `from __future__ import annotations`: Dagster reads the
 config and resource annotations of the asset functions at definition time.)
 """
-import sys
 import warnings
 from datetime import timedelta
 
@@ -54,12 +53,22 @@ def _run_mode(context: dg.AssetExecutionContext, config: SyncConfig) -> str:
     return FULL if config.full or context.run.tags.get(FULL_TAG) == "true" else DIFFERENTIAL
 
 
+def _terminal():
+    """The controlling terminal, or None: Dagster captures the step's stdout and stderr."""
+    try:
+        return open("/dev/tty", "w")  # noqa: SIM115 (closed with the bar)
+    except OSError:
+        return None
+
+
 def _progress_reporter(context: dg.AssetExecutionContext, spec: EntitySpec):
+    """Progress lines in the run log; with the CLI's tag, also a bar with ETA on the terminal."""
     bar = None
-    if context.run.tags.get(PROGRESS_TAG) == "bar" and sys.stderr.isatty():
+    terminal = _terminal() if context.run.tags.get(PROGRESS_TAG) == "bar" else None
+    if terminal is not None:
         from tqdm import tqdm
 
-        bar = tqdm(desc=spec.name, unit="rows", leave=True, dynamic_ncols=True)
+        bar = tqdm(desc=spec.name, unit="rows", leave=True, dynamic_ncols=True, file=terminal)
 
     def report(event: ProgressEvent) -> None:
         context.log.info(event.describe())
@@ -134,6 +143,7 @@ def build_entity_asset(*, spec: EntitySpec, partitions_def: dg.PartitionsDefinit
         finally:
             if bar is not None:
                 bar.close()
+                bar.fp.close()
         context.log.info(f"{spec.name}: done: {stats.as_dict()}")
         return dg.MaterializeResult(metadata=_metadata(stats, mode))
 

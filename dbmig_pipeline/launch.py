@@ -6,6 +6,8 @@ the UI), executed in this process so that progress shows in the terminal.
 """
 from __future__ import annotations
 
+import sys
+
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -80,7 +82,7 @@ def run_migration(databases: Databases, *, entities: list[str] | None = None, pa
     }
     if full:
         tags[FULL_TAG] = "true"
-    if progress:
+    if progress and sys.stderr.isatty():
         tags[PROGRESS_TAG] = "bar"
     job = build_definitions(databases.settings).resolve_job_def(MIGRATION_JOB)
     with dg.DagsterInstance.get() as instance:
