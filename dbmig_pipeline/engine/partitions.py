@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+import numpy as np
+import pandas as pd
+
 
 @dataclass(frozen=True)
 class Partition:
@@ -66,11 +69,8 @@ def key_of(ts: datetime | None, all_keys: list[str]) -> str:
     return min(max(key, all_keys[0]), all_keys[-1])
 
 
-def keys_of(stamps: "pd.Series", all_keys: list[str]) -> "pd.Series":
+def keys_of(stamps: pd.Series, all_keys: list[str]) -> pd.Series:
     """`key_of` for a whole column at once (a binary search over the day boundaries)."""
-    import numpy as np
-    import pandas as pd
-
     boundaries = np.array([np.datetime64(k, "us") for k in all_keys[1:]])  # midnights, UTC
     values = pd.to_datetime(stamps, utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
     index = np.searchsorted(boundaries, values, side="right")
