@@ -71,3 +71,32 @@ def test_collision_fails_orders_only_with_the_legacy_ids(tmp_path, make_database
     assert f"legacy ids {min(a, b)}, {max(a, b)}" in result.stdout
     for entity in ("offices", "doctors", "patients", "jaws", "system_messages"):
         assert any(line.split()[:2] == [entity, "ok"] for line in result.stdout.splitlines()), result.stdout
+
+
+def test_dagster_cli_materializes_one_partition_with_dbmig_env(tmp_path, make_database):
+    """`eval "$(dbmig env)"` then Dagster's own CLI: one partition of one asset."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+    from datetime import UTC, datetime
+
+    env = _env(tmp_path, make_database)
+    exports = run_dbmig("env", env={**env, "DBMIG_PARTITION_START": "2024-01-01"})
+    assert exports.returncode == 0, exports.stderr
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DBMIG_", "DAGSTER_"))}
+    full_env.update(env, DBMIG_PARTITION_START="2024-01-01")
+    for line in exports.stdout.splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        full_env[name] = shlex.split(value)[0]
+    assert "DAGSTER_HOME" in full_env and "DBMIG_SOURCE_URL" not in exports.stdout  # user-set: never echoed
+    today = datetime.now(UTC).date().isoformat()
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "dbmig_pipeline.definitions",
+         "--select", "offices", "--partition", today],
+        env=full_env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    offices = _scalar(env["DBMIG_DEST_URL"], "SELECT count(*) FROM app.offices")
+    assert offices > 0
+    assert _scalar(env["DAGSTER_PG_URL"], "SELECT count(*) FROM runs WHERE status = 'SUCCESS'") == 1
