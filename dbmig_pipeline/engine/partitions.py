@@ -71,7 +71,7 @@ def key_of(ts: datetime | None, all_keys: list[str]) -> str:
 
 def keys_of(stamps: pd.Series, all_keys: list[str]) -> pd.Series:
     """`key_of` for a whole column at once (a binary search over the day boundaries)."""
-    boundaries = np.array([np.datetime64(k, "us") for k in all_keys[1:]])  # midnights, UTC
+    boundaries = np.array([np.datetime64(k, "us") for k in all_keys[1:]], dtype="datetime64[us]")  # UTC midnights
     values = pd.to_datetime(stamps, utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
     index = np.searchsorted(boundaries, values, side="right")
     index[np.isnat(values)] = 0

@@ -48,3 +48,9 @@ def test_key_of_assigns_every_row_a_partition():
 
 def test_keys_of_agrees_with_key_of():
     assert list(keys_of(pd.Series(STAMPS, dtype=object), KEYS)) == [key_of(ts, KEYS) for ts in STAMPS]
+
+
+def test_keys_of_with_a_single_partition_owns_everything():
+    only = ["2024-01-01"]
+    assert list(keys_of(pd.Series([None, STAMPS[0], STAMPS[-1]], dtype=object), only)) == only * 3
+    assert list(keys_of(pd.Series([None, None], dtype=object), only)) == only * 2
