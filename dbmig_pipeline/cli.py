@@ -13,7 +13,7 @@ import time
 
 import click
 
-from dbmig_pipeline import cli_drift, cli_reconcile, cli_security
+from dbmig_pipeline import cli_drift, cli_errors, cli_reconcile, cli_security
 from dbmig_pipeline.cli_common import _friendly_errors, _settings, print_outcome
 from dbmig_pipeline.db import open_databases
 from dbmig_pipeline.schema import apply_control_schema, control_schema_version, ensure_target_schema
@@ -220,7 +220,7 @@ def dev(port: int, scale: float, read_only: bool) -> None:
 
 # Commands of other modules register here.
 for _command in (cli_reconcile.baseline, cli_reconcile.diff, cli_reconcile.reconcile, cli_drift.drift,
-                 cli_security.grants):
+                 cli_security.grants, cli_errors.errors, cli_errors.prune):
     main.add_command(_command)
 
 if __name__ == "__main__":

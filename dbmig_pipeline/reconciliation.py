@@ -45,7 +45,9 @@ def reconciliation(context: dg.AssetExecutionContext, config: ReconcileConfig, s
     settings = dest_db.settings
     prepare_destination(dest_db.engine)
     run = RunInfo(run_id=context.run.run_id, operator=context.run.tags.get(OPERATOR_TAG, "dagster"),
-                  batch_size=settings.batch_size, lookback=timedelta(seconds=settings.lookback_s))
+                  batch_size=settings.batch_size, lookback=timedelta(seconds=settings.lookback_s),
+                  batch_retries=settings.batch_retries,
+                  mask_key=settings.mask_key if settings.mask_pii else None)  # repairs are masked like runs
     metadata: dict = {}
     halted: list[str] = []
     for spec in ENTITIES:

@@ -223,6 +223,8 @@ class Settings:
     dagster_pg_url: str | None
     batch_size: int = 10_000
     checkpoint_every: int = 1
+    #: DBMIG_BATCH_RETRIES: in-batch retries of a technical failure before the step fails
+    batch_retries: int = 3
     pool_size: int = 5
     pool_max_overflow: int = 5
     pool_recycle_s: int = 1800
@@ -272,6 +274,7 @@ class Settings:
             dagster_pg_url=_parse_url(env, "DAGSTER_PG_URL"),
             batch_size=_parse_int(env, "DBMIG_BATCH_SIZE", 10_000, minimum=1),
             checkpoint_every=_parse_int(env, "DBMIG_CHECKPOINT_EVERY", 1, minimum=1),
+            batch_retries=_parse_int(env, "DBMIG_BATCH_RETRIES", 3, minimum=0),
             pool_size=_parse_int(env, "DBMIG_POOL_SIZE", 5, minimum=1),
             pool_max_overflow=_parse_int(env, "DBMIG_POOL_MAX_OVERFLOW", 5, minimum=0),
             pool_recycle_s=_parse_int(env, "DBMIG_POOL_RECYCLE_SECONDS", 1800, minimum=1),

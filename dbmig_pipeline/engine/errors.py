@@ -34,6 +34,14 @@ class IntegrityHalt(EngineError):
         self.legacy_ids = legacy_ids
 
 
+class BatchFailed(EngineError):
+    """A batch still failed with a technical error after its in-batch retries (engine/retrying.py).
+
+    Nothing of the batch was written. Technical, so the Dagster RetryPolicy
+    retries the step, which resumes from the last committed batch.
+    """
+
+
 def is_technical(exc: BaseException) -> bool:
     """Connection loss, timeouts, serialization failures and deadlocks: worth retrying.
 
@@ -44,6 +52,8 @@ def is_technical(exc: BaseException) -> bool:
     import psycopg2.errors
     from sqlalchemy import exc as sa_exc
 
+    if isinstance(exc, BatchFailed):
+        return True
     if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
         if exc.connection_invalidated:
             return True

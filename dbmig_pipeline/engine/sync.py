@@ -3,7 +3,9 @@
 Invariant: every batch's target rows, ledger hashes, row errors, cursor and
 audit row commit in ONE destination transaction, so a crash at any point
 loses at most the uncommitted batch and duplicates nothing; a re-run starts
-from the saved cursors.
+from the saved cursors. A batch whose read or write fails for a technical
+reason is rolled back and retried in place on fresh connections
+(engine/retrying.py) before the failure reaches the caller.
 """
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 import pandas as pd
 import psycopg2.errors
@@ -26,6 +29,8 @@ from dbmig_pipeline.engine.partitions import Partition, keys_of
 from dbmig_pipeline.engine.plan import resuming_partition, start_position
 from dbmig_pipeline.engine.preflight import run_preflight
 from dbmig_pipeline.engine.progress import ProgressEvent, ProgressMeter
+from dbmig_pipeline.engine.retrying import (DEFAULT_BATCH_RETRIES, DESTINATION_WRITE, LEDGER_READ, SOURCE_READ, BatchRef,
+                                            BatchRetry, id_span, is_broken, release, replace_connection)
 from dbmig_pipeline.engine.masking import mask_result
 from dbmig_pipeline.engine.staging import copy_frame, create_staging, staging_columns
 from dbmig_pipeline.entities.spec import INTEGRITY, MISSING_PARENT, EntitySpec, TransformResult
@@ -46,6 +51,8 @@ class RunInfo:
     lookback: timedelta = timedelta(minutes=5)
     #: save the cursor with every n-th batch (1: every batch)
     checkpoint_every: int = 1
+    #: technical failures of a batch retried in place before the step fails (engine/retrying.py)
+    batch_retries: int = DEFAULT_BATCH_RETRIES
     #: DBMIG_MASK_KEY when PII is masked (non-production targets); never shown
     mask_key: bytes | None = field(default=None, repr=False)
 
@@ -106,25 +113,44 @@ class _BatchReader:
         self.sync = sync
         self.src = sync.source_engine.raw_connection()
         self.dst = sync.dest_engine.raw_connection()
+        self.batches = 0  # non-empty batches read
 
     def read(self, window: Window, position: Position | None) -> tuple[datetime, pd.DataFrame, _Prepared | None]:
+        """The batch after `position`, compared and transformed. A technical failure replaces the
+        connection that failed and repeats that step (engine/retrying.py)."""
+        sync = self.sync
+        ref = BatchRef(sync.spec.name, sync._range_label(), sync.batch_offset + self.batches + 1,
+                       "from the window start" if position is None else f"after {position.id}", SOURCE_READ)
+        horizon, frame = sync.retry.run(lambda: self._fetch(window, position), renew=self._renew_source, ref=ref)
+        if frame.empty:
+            return horizon, frame, None
+        self.batches += 1
+        prepared = sync.retry.run(lambda: self._prepare(frame), renew=self._renew_dest,
+                                  ref=replace(ref, legacy_ids=id_span(frame["id"]), step=LEDGER_READ))
+        return horizon, frame, prepared
+
+    def _fetch(self, window: Window, position: Position | None) -> tuple[datetime, pd.DataFrame]:
         with self.src.cursor() as cur:
             horizon = safe_horizon(cur)
             frame = fetch_batch(cur, self.sync.spec, window, position, self.sync.run.batch_size)
         self.src.commit()
-        if frame.empty:
-            return horizon, frame, None
+        return horizon, frame
+
+    def _prepare(self, frame: pd.DataFrame) -> _Prepared:
         with self.dst.cursor() as cur:
             prepared = self.sync.prepare(cur, frame, frame.iloc[0:0], force=False)
         self.dst.rollback()
-        return horizon, frame, prepared
+        return prepared
+
+    def _renew_source(self) -> None:
+        self.src = replace_connection(self.src, self.sync.source_engine)
+
+    def _renew_dest(self) -> None:
+        self.dst = replace_connection(self.dst, self.sync.dest_engine)
 
     def close(self) -> None:
-        for conn in (self.src, self.dst):
-            try:
-                conn.rollback()
-            finally:
-                conn.close()
+        release(self.src)
+        release(self.dst)
 
 
 class _Restage(Exception):
@@ -151,6 +177,8 @@ class EntitySync:
         self.dest_engine = dest
         self.src = source.raw_connection()
         self.dst = dest.raw_connection()
+        self.retry = BatchRetry(run.batch_retries, dest, run.run_id, run.operator,
+                                secrets=tuple(p for p in (source.url.password, dest.url.password) if p))
         self.stage = f"stage_{spec.name}"
         #: batches committed for this entity by earlier attempts of the same run
         self.batch_offset = 0
@@ -159,11 +187,19 @@ class EntitySync:
         self._pending_batches = 0
 
     def close(self) -> None:
-        for conn in (self.src, self.dst):
-            try:
-                conn.rollback()
-            finally:
-                conn.close()
+        release(self.src)
+        release(self.dst)
+
+    def _renew_source(self) -> None:
+        """After a failed source read: the connection replaced (engine/retrying.py)."""
+        self.src = replace_connection(self.src, self.source_engine)
+
+    def _renew_for_write(self) -> None:
+        """After a failed write: its transaction rolled back, the connection replaced; the source
+        connection (collision look-ups) too if it dropped."""
+        self.dst = replace_connection(self.dst, self.dest_engine)
+        if is_broken(self.src):
+            self._renew_source()
 
     # --- the pass --------------------------------------------------------
 
@@ -263,9 +299,8 @@ class EntitySync:
         total = _BatchOutcome()
         for start in range(0, len(ids), self.run.batch_size):
             chunk = ids[start:start + self.run.batch_size]
-            with self.src.cursor() as cur:
-                frame = fetch_by_ids(cur, self.spec, chunk)
-            self.src.commit()
+            frame = self.retry.run(partial(self._fetch_ids, chunk), renew=self._renew_source,
+                                   ref=BatchRef(self.spec.name, "", None, id_span(chunk), SOURCE_READ))
             gone = sorted(set(chunk) - set(int(i) for i in frame["id"]))
             outcome = self._process(frame, checkpoint=None, force=True, resolve_gone=gone, reason=reason)
             total.written += outcome.written
@@ -273,6 +308,12 @@ class EntitySync:
             total.quarantined += outcome.quarantined
             total.stale += outcome.stale
         return total
+
+    def _fetch_ids(self, ids: list[int]) -> pd.DataFrame:
+        with self.src.cursor() as cur:
+            frame = fetch_by_ids(cur, self.spec, ids)
+        self.src.commit()
+        return frame
 
     def soft_delete(self, ids: list[int]) -> int:
         """Mark target rows whose source row disappeared; children are not touched."""
@@ -297,9 +338,9 @@ class EntitySync:
         extra = frame.iloc[0:0]
         for attempt in range(3):
             try:
-                outcome = self._load_batch(frame, extra, checkpoint=checkpoint, force=force,
-                                           resolve_gone=resolve_gone, allow_restage=attempt < 2, reason=reason,
-                                           prepared=prepared if attempt == 0 else None)
+                outcome = self._write(frame, checkpoint, partial(
+                    self._load_batch, frame, extra, checkpoint=checkpoint, force=force, resolve_gone=resolve_gone,
+                    allow_restage=attempt < 2, reason=reason, prepared=prepared if attempt == 0 else None))
                 break
             except _Restage as again:
                 self.dst.rollback()
@@ -311,6 +352,21 @@ class EntitySync:
             self.stats.quarantined += outcome.quarantined
             self.stats.stale += outcome.stale
         return outcome
+
+    def _write(self, frame: pd.DataFrame, checkpoint, load: Callable[[], _BatchOutcome]) -> _BatchOutcome:
+        """`load` with in-batch retries. A retry starts from the pending checkpoint progress the failed
+        attempt started from: that attempt may have counted its batch before its commit failed."""
+        progress, batches = {k: replace(p) for k, p in self._pending_progress.items()}, self._pending_batches
+
+        def renew() -> None:
+            self._pending_progress = {k: replace(p) for k, p in progress.items()}
+            self._pending_batches = batches
+            self._renew_for_write()
+
+        batch_no = None if checkpoint is None else self.batch_offset + self.stats.batches
+        ref = BatchRef(self.spec.name, "" if checkpoint is None else self._range_label(), batch_no,
+                       id_span(frame["id"]), DESTINATION_WRITE)
+        return self.retry.run(load, renew=renew, ref=ref)
 
     def prepare(self, cur, frame: pd.DataFrame, extra: pd.DataFrame, force: bool) -> "_Prepared":
         """Compare hashes with the ledger (`cur`: any destination cursor) and transform what changed."""
