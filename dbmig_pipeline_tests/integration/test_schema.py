@@ -66,7 +66,8 @@ def test_audit_log_refuses_update_and_delete(engine):
     apply_control_schema(engine)
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO dbmig.audit_log (operation) VALUES ('test')"))
-    for statement in ("UPDATE dbmig.audit_log SET operation = 'x'", "DELETE FROM dbmig.audit_log"):
+    for statement in ("UPDATE dbmig.audit_log SET operation = 'x'", "DELETE FROM dbmig.audit_log",
+                      "TRUNCATE dbmig.audit_log"):
         with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as conn:
             conn.execute(sa.text(statement))
 
