@@ -1,6 +1,7 @@
 """Reconciliation: make the target converge to the source, whatever timestamps say.
 
-Invariant: nothing is written until the read-only baseline has measured the
+Invariant: nothing is written until the schema pre-flight has passed and the
+read-only baseline has measured the
 differences; a run that would soft-delete more than the guard's share of an
 entity halts instead (a truncated or wrongly connected source must not wipe
 the target) unless forced. Repairs touch exactly the rows that differ.
@@ -14,6 +15,7 @@ from sqlalchemy.engine import Engine
 from dbmig_pipeline.engine import bookkeeping as bk
 from dbmig_pipeline.engine.baseline import Baseline, baseline_entity, compare_leaf
 from dbmig_pipeline.engine.errors import EngineError
+from dbmig_pipeline.engine.preflight import run_preflight
 from dbmig_pipeline.engine.sync import EntitySync, RunInfo
 from dbmig_pipeline.entities.spec import EntitySpec
 
@@ -49,6 +51,9 @@ def reconcile_entity(source: Engine, dest: Engine, spec: EntitySpec, specs_by_na
                      run: RunInfo, *, guard_share: float, force_deletes: bool = False) -> Reconciliation:
     src_conn, dst_conn = source.raw_connection(), dest.raw_connection()
     try:
+        with src_conn.cursor() as cur:  # schema drift halts a repair exactly as it halts a sync
+            run_preflight(cur, spec, dst_conn, operator=run.operator, run_id=run.run_id)
+        src_conn.rollback()
         baseline = baseline_entity(src_conn, dst_conn, spec)
         live = _live_rows(dst_conn, spec.name)
         if baseline.deleted and not force_deletes and baseline.deleted > guard_share * max(live, 1):

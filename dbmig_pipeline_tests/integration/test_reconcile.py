@@ -392,3 +392,18 @@ def test_a_row_that_comes_back_in_an_older_version_is_revived_with_the_source_co
     row = target_rows(pair.dest, "patients")[2]
     assert (row["deleted_at"], row["family_name"]) == (None, "Patient 2")
     assert reconcile(pair, "patients", "rec-3").baseline.differences == 0
+
+
+def test_breaking_schema_drift_halts_reconcile_before_any_write(pair):
+    """A repair must not write through a source whose schema changed under the mapping."""
+    from dbmig_pipeline.engine.errors import SchemaDriftHalt
+
+    seed(pair)
+    pair.run_all()
+    pair.src("UPDATE public.jaws SET teeth = '12' WHERE id = 1")  # a change a repair would write
+    pair.src("ALTER TABLE public.jaws RENAME COLUMN scan_url TO scan_link")
+    before = pair.dst("SELECT md5(string_agg(t::text, '' ORDER BY legacy_id)) FROM app.jaws t")
+    with pytest.raises(SchemaDriftHalt, match="scan_url"):
+        reconcile_entity(pair.source, pair.dest, SPECS["jaws"], SPECS, RunInfo("rec-drift", "pytest"),
+                         guard_share=0.1)
+    assert pair.dst("SELECT md5(string_agg(t::text, '' ORDER BY legacy_id)) FROM app.jaws t") == before
