@@ -84,13 +84,13 @@ def run_migration(databases: Databases, *, entities: list[str] | None = None, pa
         tags[FULL_TAG] = "true"
     if progress and sys.stderr.isatty():
         tags[PROGRESS_TAG] = "bar"
-    job = build_definitions(databases.settings).resolve_job_def(MIGRATION_JOB)
+    subset = None if set(entities) == set(ENTITY_NAMES) else entities
+    job = build_definitions(databases.settings, entities=subset).resolve_job_def(MIGRATION_JOB)
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,
             tags=tags,
             run_config=_QUIET_LOGS,
-            asset_selection=[dg.AssetKey(e) for e in entities],
             raise_on_error=False,
         )
     return MigrationOutcome(result.run_id, keys, _outcomes(result, entities))

@@ -47,3 +47,15 @@ def test_checks_jobs_schedules_and_sensors(tmp_path):
     assert defs.resolve_job_def("reconcile_all") is not None
     migrate_checks = {k.name for k in defs.resolve_job_def(MIGRATION_JOB).asset_layer.asset_graph.asset_check_keys}
     assert "reconciliation" not in migrate_checks
+
+
+def test_migrate_all_never_runs_the_full_table_reconciliation_checks(tmp_path):
+    settings = Settings.from_env({"DBMIG_HOME": str(tmp_path), "DBMIG_PARTITION_START": "2024-01-01"})
+    for entities in (None, ["orders"], ["patients", "jaws"]):
+        job = build_definitions(settings, entities=entities).resolve_job_def(MIGRATION_JOB)
+        selected = job.asset_layer.asset_graph
+        assets = sorted(k.to_user_string() for k in selected.executable_asset_keys)
+        checks = sorted(f"{k.asset_key.to_user_string()}:{k.name}" for k in selected.asset_check_keys)
+        wanted = entities or ["doctors", "jaws", "offices", "orders", "patients", "system_messages"]
+        assert assets == sorted(wanted)
+        assert checks == sorted(f"{e}:schema_drift" for e in wanted)
