@@ -39,7 +39,7 @@ def build_definitions(settings: Settings | None = None, *, entities: list[str] |
     jobs: list = [migration_job, reconcile_job]
     schedules: list = [build_sync_schedule(settings, migration_job)]
     sensors: list = [build_source_change_sensor(settings, migration_job), build_run_failure_sensor(settings),
-                     build_drift_sensor(ENTITIES)]
+                     build_drift_sensor(ENTITIES, automation=settings.automation)]
     return dg.Definitions(
         assets=assets,
         asset_checks=asset_checks,

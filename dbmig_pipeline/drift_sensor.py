@@ -21,12 +21,13 @@ DRIFT_SENSOR = "schema_drift_sensor"
 SENSOR_OPERATOR = "sensor:" + DRIFT_SENSOR
 
 
-def build_drift_sensor(specs: list[EntitySpec] | tuple[EntitySpec, ...], *,
+def build_drift_sensor(specs: list[EntitySpec] | tuple[EntitySpec, ...], *, automation: bool = False,
                        minimum_interval_seconds: int = 300) -> dg.SensorDefinition:
+    """Stopped unless DBMIG_AUTOMATION=on, like the other schedules and sensors."""
     @dg.sensor(
         name=DRIFT_SENSOR,
         minimum_interval_seconds=minimum_interval_seconds,
-        default_status=dg.DefaultSensorStatus.STOPPED,
+        default_status=dg.DefaultSensorStatus.RUNNING if automation else dg.DefaultSensorStatus.STOPPED,
         description="Compares every entity's source and target tables with the accepted schema and records "
         "new drift in dbmig.audit_log (drift_detected). Launches no runs.",
     )

@@ -49,8 +49,8 @@ def test_schedules_and_sensors_ship_stopped_unless_switched_on(tmp_path, switch,
     env = {"DBMIG_AUTOMATION": switch} if switch else {}
     defs = build_definitions(_settings(tmp_path, **env))
     statuses = {s.name: s.default_status.value for s in [*defs.schedules, *defs.sensors]}
-    ours = ("differential_sync", "source_changes", "run_failure_alerts")
-    assert [statuses[name] for name in ours] == [expected] * 3
+    ours = ("differential_sync", "source_changes", "run_failure_alerts", "schema_drift_sensor")
+    assert [statuses[name] for name in ours] == [expected] * 4
 
 
 def test_instance_yaml_and_its_fallback_agree_and_limit_every_entity():
