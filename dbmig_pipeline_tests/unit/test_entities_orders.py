@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from dbmig_pipeline.entities.orders import SPEC
+from dbmig_pipeline_tests.unit.entity_batches import EntityBatches
 from dbmig_pipeline.entities.spec import BUSINESS_RULE, DATA_QUALITY
 
 UTC = dt.timezone.utc
@@ -32,26 +33,8 @@ GOOD = {
 STATUSES = ["draft", "submitted", "in_production", "shipped", "delivered", "cancelled"]
 
 
-def batch(*overrides: dict) -> pd.DataFrame:
-    """A batch as the reader builds it from psycopg2 rows: one row per override of GOOD."""
-    records = []
-    for number, override in enumerate(overrides, start=1):
-        row = {**GOOD, "id": number, **override}
-        records.append(tuple(row[column] for column in SPEC.source_columns))
-    return pd.DataFrame.from_records(records, columns=list(SPEC.source_columns))
-
-
-def only_row(**override) -> dict:
-    result = SPEC.transform(batch(override))
-    assert result.rejects.empty, result.rejects.to_dict("records")
-    return result.rows.iloc[0].to_dict()
-
-
-def only_reject(**override) -> dict:
-    result = SPEC.transform(batch(override))
-    assert result.rows.empty
-    [reject] = result.rejects.to_dict("records")
-    return reject
+_batches = EntityBatches(SPEC, GOOD)
+batch, only_row, only_reject = _batches.batch, _batches.only_row, _batches.only_reject
 
 
 def test_good_row_maps_every_column():
