@@ -1,0 +1,131 @@
+"""Where a full load's time goes, per entity and per SQL statement.
+
+    python -m benchmarks.profile --scale 0.1 [--entities orders] [--cprofile out.prof]
+
+Runs the engine itself (`sync_entity`, no Dagster) on the benchmark's
+embedded server into a fresh target, and prints per entity the wall seconds
+and, per statement kind and thread (main: the write; reader: the read-ahead),
+how many times it ran and its total seconds as the client saw them (server
+work + transfer). What is left of the entity's seconds is Python on the
+critical path. The seeded source is reused when it already holds the scale.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import re
+import threading
+import time
+from collections import defaultdict
+from datetime import date, timedelta
+from pathlib import Path
+
+import psycopg2.extensions
+from sqlalchemy import create_engine
+
+from benchmarks.bench import REPO, SOURCE_DB, TARGET_DB, Bench
+from dbmig_pipeline.demo.seed import planned_counts
+from dbmig_pipeline.engine.partitions import partition_keys, partitions_for
+from dbmig_pipeline.engine.sync import FULL, RunInfo, sync_entity
+from dbmig_pipeline.entities import ENTITIES
+from dbmig_pipeline.schema import apply_control_schema, ensure_target_schema
+
+_TIMES: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0])
+_LOCK = threading.Lock()
+
+
+def _label(query) -> str:
+    text = query.decode() if isinstance(query, bytes) else str(query)
+    text = re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"'[^']*'", "?", text)
+    return text[:90]
+
+
+def _record(query, seconds: float) -> None:
+    thread = "main" if threading.current_thread() is threading.main_thread() else "reader"
+    with _LOCK:
+        slot = _TIMES[(thread, _label(query))]
+        slot[0] += 1
+        slot[1] += seconds
+
+
+class TimingCursor(psycopg2.extensions.cursor):
+    def execute(self, query, vars=None):
+        started = time.perf_counter()
+        try:
+            return super().execute(query, vars)
+        finally:
+            _record(self.query or query, time.perf_counter() - started)
+
+    def copy_expert(self, sql, file, size=8192):
+        started = time.perf_counter()
+        try:
+            return super().copy_expert(sql, file, size)
+        finally:
+            _record(sql.as_string(self) if hasattr(sql, "as_string") else sql, time.perf_counter() - started)
+
+
+def _engine(url: str):
+    url = url.replace("postgresql://", "postgresql+psycopg2://", 1)
+    return create_engine(url, connect_args={"cursor_factory": TimingCursor,
+                                            "options": "-c timezone=UTC"}, pool_size=4)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=0.1)
+    parser.add_argument("--home", type=Path, default=REPO / ".dbmig-prof")
+    parser.add_argument("--entities", help="Comma-separated entities to print (all are loaded: parents first).")
+    parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--cprofile", type=Path, help="Also write a cProfile of the whole load here.")
+    parser.add_argument("--top", type=int, default=12, help="Statements shown per entity.")
+    args = parser.parse_args(argv)
+
+    bench = Bench(args.home)
+    expected = sum(planned_counts(args.scale).values())
+    have = sum(bench.source_counts().values()) if _has_legacy(bench) else 0
+    if abs(have - expected) > expected * 0.01:
+        print(f"seeding scale {args.scale} …", flush=True)
+        bench.seed(args.scale)
+    bench.reset_target()
+    source, dest = _engine(bench.url(SOURCE_DB)), _engine(bench.url(TARGET_DB))
+    ensure_target_schema(dest)
+    apply_control_schema(dest)
+    keys = partition_keys(date.today())
+    partitions = partitions_for(keys, keys)
+    run = RunInfo(run_id=None, operator="profile", mode=FULL, batch_size=args.batch_size, lookback=timedelta(0))
+    shown = set(args.entities.split(",")) if args.entities else {s.name for s in ENTITIES}
+    profiler = cProfile.Profile() if args.cprofile else None
+    for spec in ENTITIES:
+        _TIMES.clear()
+        started = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        stats = sync_entity(source, dest, spec, {s.name: s for s in ENTITIES}, partitions, keys, run)
+        if profiler:
+            profiler.disable()
+        seconds = time.perf_counter() - started
+        if spec.name not in shown:
+            continue
+        print(f"\n{spec.name}: {stats.read:,} rows in {seconds:.2f} s ({stats.read / seconds:,.0f} rows/s), "
+              f"written {stats.written:,}")
+        main_sql = sum(v[1] for (t, _), v in _TIMES.items() if t == "main")
+        print(f"  SQL on the write path {main_sql:.2f} s; Python on it {seconds - main_sql:.2f} s")
+        rows = sorted(_TIMES.items(), key=lambda kv: -kv[1][1])[:args.top]
+        for (thread, label), (count, total) in rows:
+            print(f"  {total:7.2f} s {count:5d}×  {thread:6s} {label}")
+    if profiler:
+        profiler.dump_stats(args.cprofile)
+        print(f"\ncProfile written to {args.cprofile}")
+
+
+def _has_legacy(bench: Bench) -> bool:
+    try:
+        bench.source_counts()
+        return True
+    except Exception:
+        return False
+
+
+if __name__ == "__main__":
+    main()
