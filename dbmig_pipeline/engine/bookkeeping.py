@@ -13,6 +13,7 @@ from datetime import datetime
 
 import pandas as pd
 
+from dbmig_pipeline.engine.id_array import IdArray
 from dbmig_pipeline.engine.staging import copy_frame, create_staging
 from dbmig_pipeline.entities.spec import TargetColumn
 
@@ -52,7 +53,7 @@ def record_ledger(cur, entity: str, frame: pd.DataFrame, *, overwrite: bool = Fa
 def mark_ledger_deleted(cur, entity: str, ids: Sequence[int]) -> None:
     cur.execute(
         "UPDATE dbmig.row_ledger SET outcome = 'deleted', recorded_at = now() WHERE entity = %s AND legacy_id = ANY(%s)",
-        (entity, [int(i) for i in ids]),
+        (entity, IdArray(ids)),
     )
 
 
@@ -72,7 +73,7 @@ def recorded_hashes(cur, entity: str, ids: Sequence[int]) -> dict[int, str]:
         "SELECT legacy_id, replace(row_hash::text, '-', '') FROM dbmig.row_ledger "
         "WHERE entity = %s AND legacy_id = ANY(%s) "
         "AND outcome <> 'deleted'",
-        (entity, [int(i) for i in ids]),
+        (entity, IdArray(ids)),
     )
     return dict(cur.fetchall())
 
@@ -120,7 +121,7 @@ def resolve_errors(cur, entity: str, ids: Iterable[int], categories: Sequence[st
          WHERE entity = %(entity)s AND legacy_id = ANY(%(ids)s) AND resolved_at IS NULL
            AND (%(categories)s::text[] IS NULL OR category = ANY(%(categories)s::text[]))
         """,
-        {"entity": entity, "ids": ids, "categories": list(categories) if categories else None},
+        {"entity": entity, "ids": IdArray(ids), "categories": list(categories) if categories else None},
     )
     return cur.rowcount
 
@@ -143,7 +144,7 @@ def record_warnings(cur, entity: str, warnings: pd.DataFrame, migrated_ids: Sequ
     ids = [int(i) for i in migrated_ids]
     clear = ids if clear_ids is None else [int(i) for i in clear_ids]
     if clear:
-        cur.execute("DELETE FROM dbmig.row_warnings WHERE entity = %s AND legacy_id = ANY(%s)", (entity, clear))
+        cur.execute("DELETE FROM dbmig.row_warnings WHERE entity = %s AND legacy_id = ANY(%s)", (entity, IdArray(clear)))
     warnings = warnings[warnings["legacy_id"].isin(ids)] if len(warnings) else warnings
     if warnings.empty:
         return

@@ -13,6 +13,7 @@ from datetime import datetime
 import pandas as pd
 from psycopg2 import sql
 
+from dbmig_pipeline.engine.id_array import IdArray
 from dbmig_pipeline.entities.spec import EntitySpec
 
 HASH_COLUMN = "_row_hash"
@@ -117,7 +118,7 @@ def fetch_batch(cur, spec: EntitySpec, window: Window, after: Position | None, l
 
 
 def fetch_by_ids(cur, spec: EntitySpec, ids: list[int]) -> pd.DataFrame:
-    cur.execute(rows_by_id_query(spec), {"ids": list(ids)})
+    cur.execute(rows_by_id_query(spec), {"ids": IdArray(ids)})
     return to_frame(spec, cur.fetchall())
 
 

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 from psycopg2 import sql
 
+from dbmig_pipeline.engine.id_array import IdArray
 from dbmig_pipeline.entities.spec import EntitySpec
 
 
@@ -55,7 +56,7 @@ def check_references(src_conn, dst_conn, spec: EntitySpec, specs_by_name: dict[s
             src.execute(
                 sql.SQL("SELECT id FROM {} WHERE id = ANY(%s)").format(
                     sql.Identifier(parent.source_schema, parent.source_table)),
-                (list(children_by_parent),),
+                (IdArray(children_by_parent),),
             )
             still_there = {row[0] for row in src.fetchall()}
             for parent_id, children in children_by_parent.items():

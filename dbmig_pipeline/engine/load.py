@@ -1,9 +1,9 @@
 """Set-based load of one staged batch into the target table.
 
-Invariant: one INSERT … SELECT … ON CONFLICT per batch; parents are resolved
-by joining on their `legacy_id`, so a child whose parent is not in the
-target is never written (it is parked instead), and a version older than
-the one in the target never overwrites it.
+Invariant: one INSERT … SELECT … ON CONFLICT per batch (with the ledger rows
+of what it wrote); parents are resolved by joining on their `legacy_id`, so a
+child whose parent is not in the target is never written (it is parked
+instead), and a version older than the one in the target never overwrites it.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from psycopg2 import sql
 
+from dbmig_pipeline.engine.id_array import IdArray
 from dbmig_pipeline.entities.spec import EntitySpec
 
 
@@ -59,34 +60,44 @@ def find_collisions(cur, spec: EntitySpec, stage: str) -> list[Collision]:
     return found
 
 
-def park_missing_parents(cur, spec: EntitySpec, stage: str, specs_by_name: dict[str, EntitySpec]) -> list[tuple[int, str]]:
-    """Remove from the stage the rows whose parent is not in the target; returns (legacy_id, detail)."""
-    parked: list[tuple[int, str]] = []
+def missing_parents(cur, spec: EntitySpec, stage: str, specs_by_name: dict[str, EntitySpec],
+                    among: list[int]) -> list[tuple[int, str]]:
+    """Staged rows among `among` whose parent is not in the target: (legacy_id, detail), one per row.
+
+    Asked after the upsert, for the rows it did not write: its join on the
+    parents already left these out, so the common batch (every parent
+    present) pays for no second look-up.
+    """
+    parked: dict[int, str] = {}
     for parent in spec.parents:
         col = sql.Identifier(parent.staging_column)
         cur.execute(
             sql.SQL(
                 """
-                DELETE FROM {stage} s
-                 WHERE NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.legacy_id = s.{col})
-                RETURNING s.legacy_id, s.{col}
+                SELECT s.legacy_id, s.{col} FROM {stage} s
+                 WHERE s.legacy_id = ANY(%(among)s)
+                   AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.legacy_id = s.{col})
                 """
-            ).format(stage=sql.Identifier(stage), parent=_parent_table(spec, parent.entity, specs_by_name), col=col)
+            ).format(stage=sql.Identifier(stage), parent=_parent_table(spec, parent.entity, specs_by_name), col=col),
+            {"among": IdArray(among)},
         )
-        parked += [
-            (legacy_id, f"{parent.source_column} {parent_id} is not (yet) in {parent.entity}; parked until it arrives")
-            for legacy_id, parent_id in cur.fetchall()
-        ]
-    return parked
+        for legacy_id, parent_id in cur.fetchall():
+            parked.setdefault(
+                legacy_id, f"{parent.source_column} {parent_id} is not (yet) in {parent.entity}; parked until it arrives")
+    return sorted(parked.items())
 
 
 def upsert(cur, spec: EntitySpec, stage: str, specs_by_name: dict[str, EntitySpec], *,
            overwrite: bool = False) -> list[int]:
-    """Insert or update the staged rows; returns the legacy ids actually written.
+    """Insert or update the staged rows and record the written ones in the ledger as loaded;
+    returns the legacy ids written.
 
-    `overwrite` lifts the no-regression guard: for repairs that read the
-    source's current row by id, the source is the truth even when its
-    timestamp went backwards (a row restored from a backup).
+    The ledger rows (the stage's `row_hash`) are written by the same
+    statement, from the rows the upsert returned: no second trip of the
+    hashes through the client. `overwrite` lifts the no-regression guard (of
+    both): for repairs that read the source's current row by id, the source
+    is the truth even when its timestamp went backwards (a row restored from
+    a backup).
     """
     mapped = [c.name for c in spec.target_columns]
     insert_cols = ["legacy_id", "created_at", "source_updated_at", *[p.target_column for p in spec.parents], *mapped]
@@ -108,12 +119,24 @@ def upsert(cur, spec: EntitySpec, stage: str, specs_by_name: dict[str, EntitySpe
     updates += [sql.SQL("synced_at = now()"), sql.SQL("deleted_at = NULL")]
     query = sql.SQL(
         """
-        INSERT INTO {target} AS t ({cols})
-        SELECT {exprs} FROM {stage} s {joins}
-        ON CONFLICT ({key}) DO UPDATE SET {updates}
-         WHERE %(overwrite)s OR t.source_updated_at IS NULL OR EXCLUDED.source_updated_at IS NULL
-            OR EXCLUDED.source_updated_at >= t.source_updated_at
-        RETURNING t.legacy_id
+        WITH written AS (
+            INSERT INTO {target} AS t ({cols})
+            SELECT {exprs} FROM {stage} s {joins}
+            ON CONFLICT ({key}) DO UPDATE SET {updates}
+             WHERE %(overwrite)s OR t.source_updated_at IS NULL OR EXCLUDED.source_updated_at IS NULL
+                OR EXCLUDED.source_updated_at >= t.source_updated_at
+            RETURNING t.legacy_id
+        ), ledger AS (
+            INSERT INTO dbmig.row_ledger AS l (entity, legacy_id, row_hash, source_updated_at, outcome)
+            SELECT %(entity)s, s.legacy_id, s.row_hash, s.source_updated_at, 'loaded'
+              FROM written w JOIN {stage} s ON s.legacy_id = w.legacy_id
+            ON CONFLICT (entity, legacy_id) DO UPDATE
+               SET row_hash = EXCLUDED.row_hash, source_updated_at = EXCLUDED.source_updated_at,
+                   outcome = EXCLUDED.outcome, recorded_at = now()
+             WHERE %(overwrite)s OR l.source_updated_at IS NULL OR EXCLUDED.source_updated_at IS NULL
+                OR EXCLUDED.source_updated_at >= l.source_updated_at
+        )
+        SELECT legacy_id FROM written
         """
     ).format(
         target=_target(spec),
@@ -124,7 +147,7 @@ def upsert(cur, spec: EntitySpec, stage: str, specs_by_name: dict[str, EntitySpe
         key=sql.Identifier(spec.conflict_key),
         updates=sql.SQL(", ").join(updates),
     )
-    cur.execute(query, {"overwrite": overwrite})
+    cur.execute(query, {"overwrite": overwrite, "entity": spec.name})
     return [row[0] for row in cur.fetchall()]
 
 
@@ -133,6 +156,6 @@ def soft_delete_rows(cur, spec: EntitySpec, legacy_ids: list[int]) -> int:
     cur.execute(
         sql.SQL("UPDATE {} SET deleted_at = now() WHERE legacy_id = ANY(%(ids)s) AND deleted_at IS NULL").format(
             _target(spec)),
-        {"ids": [int(i) for i in legacy_ids]},
+        {"ids": IdArray(legacy_ids)},
     )
     return cur.rowcount

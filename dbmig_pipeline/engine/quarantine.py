@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from dbmig_pipeline.engine import bookkeeping as bk
 from dbmig_pipeline.engine.alerts import redact
 from dbmig_pipeline.engine.errors import EngineError, is_technical
+from dbmig_pipeline.engine.id_array import IdArray
 from dbmig_pipeline.engine.sync import EntitySync, RunInfo
 from dbmig_pipeline.entities.spec import EntitySpec
 
@@ -76,7 +77,7 @@ def _still_open(dest: Engine, entity: str, ids: list[int]) -> dict[int, str]:
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT legacy_id, category FROM dbmig.row_errors WHERE entity = %s AND legacy_id = ANY(%s)"
-                        " AND resolved_at IS NULL", (entity, ids))
+                        " AND resolved_at IS NULL", (entity, IdArray(ids)))
             held = dict(cur.fetchall())
         conn.rollback()
         return held

@@ -24,9 +24,13 @@ _INTEGER_TYPES = {"bigint", "integer", "smallint", "int"}
 _CSV_OPTIONS = pa_csv.WriteOptions(include_header=False, quoting_style="all_valid")
 
 
+#: The source row's content hash, for the ledger rows the upsert writes (engine/load.py).
+STAGE_HASH_COLUMN = TargetColumn("row_hash", "uuid")
+
+
 def staging_columns(spec: EntitySpec) -> tuple[TargetColumn, ...]:
     parents = tuple(TargetColumn(p.staging_column, "bigint") for p in spec.parents)
-    return BASE_COLUMNS + parents + spec.target_columns
+    return BASE_COLUMNS + parents + spec.target_columns + (STAGE_HASH_COLUMN,)
 
 
 def _type_sql(sql_type: str) -> sql.Composable:
@@ -107,11 +111,17 @@ def encode_csv(frame: pd.DataFrame, columns: tuple[TargetColumn, ...]) -> bytes:
 
 def copy_frame(cur, table: str, frame: pd.DataFrame, columns: tuple[TargetColumn, ...]) -> None:
     """COPY `frame`'s `columns` into `table` (see `encode_csv`)."""
-    if frame.empty:
+    if not frame.empty:
+        copy_csv(cur, table, encode_csv(frame, columns), columns)
+
+
+def copy_csv(cur, table: str, data: bytes, columns: tuple[TargetColumn, ...]) -> None:
+    """COPY CSV text made by `encode_csv` into `table`."""
+    if not data:
         return
     names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
     cur.copy_expert(
         sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(sql.Identifier(table), names),
-        io.BytesIO(encode_csv(frame, columns)),
+        io.BytesIO(data),
         size=1 << 16,
     )

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from dbmig_pipeline.engine import bookkeeping as bk
 from dbmig_pipeline.engine.errors import IntegrityHalt
 from dbmig_pipeline.engine.extract import HASH_COLUMN, Position, Window, count_query, fetch_batch, fetch_by_ids, safe_horizon
-from dbmig_pipeline.engine.load import find_collisions, park_missing_parents, soft_delete_rows, upsert
+from dbmig_pipeline.engine.load import find_collisions, missing_parents, soft_delete_rows, upsert
 from dbmig_pipeline.engine.partitions import Partition, keys_of
 from dbmig_pipeline.engine.plan import resuming_partition, start_position
 from dbmig_pipeline.engine.preflight import run_preflight
@@ -32,7 +32,7 @@ from dbmig_pipeline.engine.progress import ProgressEvent, ProgressMeter
 from dbmig_pipeline.engine.retrying import (DEFAULT_BATCH_RETRIES, DESTINATION_WRITE, LEDGER_READ, SOURCE_READ, BatchRef,
                                             BatchRetry, id_span, is_broken, release, replace_connection)
 from dbmig_pipeline.engine.masking import mask_result
-from dbmig_pipeline.engine.staging import copy_frame, create_staging, staging_columns
+from dbmig_pipeline.engine.staging import STAGE_HASH_COLUMN, copy_csv, create_staging, encode_csv, staging_columns
 from dbmig_pipeline.entities.spec import INTEGRITY, MISSING_PARENT, EntitySpec, TransformResult
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,8 @@ class _Prepared:
     result: TransformResult
     unchanged: int
     seen_before: set[int] | None
+    #: result.rows with their hashes, as the CSV the staging table's COPY reads
+    stage_csv: bytes
 
 
 class _BatchReader:
@@ -384,7 +386,9 @@ class EntitySync:
         result = spec.transform(changed[list(spec.source_columns)])
         if self.run.mask_key is not None:  # before anything of the batch leaves the transform
             result = mask_result(result, spec, self.run.mask_key)
-        return _Prepared(changed, result, unchanged, seen_before)
+        hashes = pd.Series(changed[HASH_COLUMN].to_numpy(), index=changed["id"].to_numpy(dtype="int64"))
+        staged = result.rows.assign(**{STAGE_HASH_COLUMN.name: result.rows["legacy_id"].map(hashes)})
+        return _Prepared(changed, result, unchanged, seen_before, encode_csv(staged, staging_columns(spec)))
 
     def _load_batch(self, frame: pd.DataFrame, extra: pd.DataFrame, *, checkpoint, force: bool,
                     resolve_gone: list[int] | None, allow_restage: bool, reason: str = "",
@@ -398,33 +402,14 @@ class EntitySync:
             outcome.unchanged = prepared.unchanged
             columns = staging_columns(spec)
             create_staging(cur, self.stage, columns)
-            copy_frame(cur, self.stage, result.rows, columns)
-            collisions = find_collisions(cur, spec, self.stage)
-            if collisions:
-                pull = sorted({t for c in collisions for t in c.target_ids} - set(int(i) for i in changed["id"]))
-                if pull and allow_restage:
-                    with self.src.cursor() as scur:
-                        pulled = fetch_by_ids(scur, spec, pull)
-                    self.src.commit()
-                    if len(pulled):
-                        raise _Restage(pd.concat([extra, pulled], ignore_index=True))
-                raise self._collision_error(collisions)
-            parked = park_missing_parents(cur, spec, self.stage, self.specs_by_name)
-            try:
-                cur.execute("SAVEPOINT upsert")
-                written = upsert(cur, spec, self.stage, self.specs_by_name, overwrite=reason in OVERWRITING_REASONS)
-            except psycopg2.errors.UniqueViolation as exc:
-                detail = (exc.diag.message_detail or str(exc)).strip()
-                raise IntegrityHalt(
-                    f"{spec.name}: a unique key of {spec.target_schema}.{spec.target_table} would be shared by two "
-                    f"legacy rows: {detail}. Fix the source row(s), then run again; the batch was not written.",
-                    [int(i) for i in changed["id"]],
-                ) from None
+            copy_csv(cur, self.stage, prepared.stage_csv, columns)
+            written = self._upsert(cur, changed, extra, allow_restage=allow_restage, reason=reason)
+            unwritten = sorted(set(int(i) for i in result.rows["legacy_id"]) - set(written))
+            parked = missing_parents(cur, spec, self.stage, self.specs_by_name, unwritten) if unwritten else []
             outcome.written = written
             outcome.parked = len(parked)
             outcome.quarantined = len(result.rejects)
-            staged_ids = set(int(i) for i in result.rows["legacy_id"])
-            outcome.stale = len(staged_ids - set(written) - {p[0] for p in parked})
+            outcome.stale = len(unwritten) - len(parked)
 
             errors = result.rejects[["legacy_id", "category", "detail"]]
             if parked:
@@ -436,7 +421,7 @@ class EntitySync:
                 bk.resolve_errors(cur, spec.name, resolve_gone, [MISSING_PARENT, INTEGRITY])
             bk.record_warnings(cur, spec.name, result.warnings, written, self.run.run_id,
                                clear_ids=None if seen_before is None else [i for i in written if i in seen_before])
-            bk.record_ledger(cur, spec.name, self._ledger_rows(changed, written, parked, result.rejects),
+            bk.record_ledger(cur, spec.name, self._ledger_rows(changed, parked, result.rejects),
                              overwrite=reason in OVERWRITING_REASONS)
             if checkpoint is not None:
                 self._checkpoint(cur, frame, outcome, *checkpoint)
@@ -448,10 +433,38 @@ class EntitySync:
         self.dst.commit()
         return outcome
 
-    def _ledger_rows(self, changed: pd.DataFrame, written: list[int], parked, rejects: pd.DataFrame) -> pd.DataFrame:
+    def _upsert(self, cur, changed: pd.DataFrame, extra: pd.DataFrame, *, allow_restage: bool,
+                reason: str) -> list[int]:
+        """The staged rows written (engine/load.py). A unique key that two legacy rows would share
+        fails the statement; only then are the colliding rows looked up, to name them or, when a
+        target row holding the value changed in the source too, to stage it with this batch."""
+        spec = self.spec
+        cur.execute("SAVEPOINT upsert")
+        try:
+            return upsert(cur, spec, self.stage, self.specs_by_name, overwrite=reason in OVERWRITING_REASONS)
+        except psycopg2.errors.UniqueViolation as exc:
+            violation = (exc.diag.message_detail or str(exc)).strip()
+        cur.execute("ROLLBACK TO SAVEPOINT upsert")
+        collisions = find_collisions(cur, spec, self.stage)
+        if collisions:
+            pull = sorted({t for c in collisions for t in c.target_ids} - set(int(i) for i in changed["id"]))
+            if pull and allow_restage:
+                with self.src.cursor() as scur:
+                    pulled = fetch_by_ids(scur, spec, pull)
+                self.src.commit()
+                if len(pulled):
+                    raise _Restage(pd.concat([extra, pulled], ignore_index=True))
+            raise self._collision_error(collisions)
+        raise IntegrityHalt(
+            f"{spec.name}: a unique key of {spec.target_schema}.{spec.target_table} would be shared by two "
+            f"legacy rows: {violation}. Fix the source row(s), then run again; the batch was not written.",
+            [int(i) for i in changed["id"]],
+        )
+
+    def _ledger_rows(self, changed: pd.DataFrame, parked, rejects: pd.DataFrame) -> pd.DataFrame:
+        """Ledger rows of the batch's rows that were not loaded (the upsert records the loaded ones)."""
         outcome = pd.Series(None, index=changed.index, dtype=object)
         ids = changed["id"]
-        outcome[ids.isin(written)] = "loaded"
         outcome[ids.isin([p[0] for p in parked])] = "parked"
         outcome[ids.isin(rejects["legacy_id"])] = "quarantined"
         keep = outcome.notna()
@@ -479,7 +492,7 @@ class EntitySync:
                 cursor = Position(horizon, 0)
             p = pending.setdefault(key, bk.PartitionProgress())
             p.cursor, p.read = cursor, p.read + int(counts[key])
-        p = pending[max(keys)]
+        p = pending[lasts["_key"].max()]
         p.written += len(outcome.written)
         p.unchanged += outcome.unchanged
         p.parked += outcome.parked
