@@ -17,16 +17,19 @@ import re
 import threading
 import time
 from collections import defaultdict
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
 import psycopg2.extensions
 from sqlalchemy import create_engine
 
+from benchmarks.measure import ServerCpu
 from benchmarks.bench import REPO, SOURCE_DB, TARGET_DB, Bench
+from benchmarks.workload import apply_changes, changes_per_table
 from dbmig_pipeline.demo.seed import planned_counts
 from dbmig_pipeline.engine.partitions import partition_keys, partitions_for
-from dbmig_pipeline.engine.sync import FULL, RunInfo, sync_entity
+from dbmig_pipeline.engine.sync import DIFFERENTIAL, FULL, RunInfo, sync_entity
 from dbmig_pipeline.entities import ENTITIES
 from dbmig_pipeline.schema import apply_control_schema, ensure_target_schema
 
@@ -79,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--cprofile", type=Path, help="Also write a cProfile of the whole load here.")
     parser.add_argument("--top", type=int, default=12, help="Statements shown per entity.")
+    parser.add_argument("--changes", type=int, default=0,
+                        help="After the full load, change this many source rows and profile the differential sync.")
     args = parser.parse_args(argv)
 
     bench = Bench(args.home)
@@ -96,9 +101,24 @@ def main(argv: list[str] | None = None) -> None:
     run = RunInfo(run_id=None, operator="profile", mode=FULL, batch_size=args.batch_size, lookback=timedelta(0))
     shown = set(args.entities.split(",")) if args.entities else {s.name for s in ENTITIES}
     profiler = cProfile.Profile() if args.cprofile else None
+    server = ServerCpu(bench.server.pgdata)
+    _load_all(source, dest, partitions, keys, run, shown, profiler, args.top, server)
+    if args.changes:
+        bench.vacuum_analyze(TARGET_DB)
+        apply_changes(bench, changes_per_table(bench.source_counts(), args.changes), bump=True, salt="profile")
+        print(f"\n--- differential sync after {args.changes:,} changes ---")
+        _load_all(source, dest, partitions, keys, replace(run, mode=DIFFERENTIAL), shown, profiler, args.top,
+                  server)
+    if profiler:
+        profiler.dump_stats(args.cprofile)
+        print(f"\ncProfile written to {args.cprofile}")
+
+
+def _load_all(source, dest, partitions, keys, run, shown, profiler, top, server: ServerCpu) -> None:
+    total = time.perf_counter()
     for spec in ENTITIES:
         _TIMES.clear()
-        started = time.perf_counter()
+        started, client_cpu, server_cpu = time.perf_counter(), time.process_time(), server.total() or 0.0
         if profiler:
             profiler.enable()
         stats = sync_entity(source, dest, spec, {s.name: s for s in ENTITIES}, partitions, keys, run)
@@ -108,15 +128,14 @@ def main(argv: list[str] | None = None) -> None:
         if spec.name not in shown:
             continue
         print(f"\n{spec.name}: {stats.read:,} rows in {seconds:.2f} s ({stats.read / seconds:,.0f} rows/s), "
-              f"written {stats.written:,}")
+              f"written {stats.written:,}; CPU s: client {time.process_time() - client_cpu:.2f}, "
+              f"server {(server.total() or 0.0) - server_cpu:.2f}")
         main_sql = sum(v[1] for (t, _), v in _TIMES.items() if t == "main")
         print(f"  SQL on the write path {main_sql:.2f} s; Python on it {seconds - main_sql:.2f} s")
-        rows = sorted(_TIMES.items(), key=lambda kv: -kv[1][1])[:args.top]
-        for (thread, label), (count, total) in rows:
-            print(f"  {total:7.2f} s {count:5d}×  {thread:6s} {label}")
-    if profiler:
-        profiler.dump_stats(args.cprofile)
-        print(f"\ncProfile written to {args.cprofile}")
+        rows = sorted(_TIMES.items(), key=lambda kv: -kv[1][1])[:top]
+        for (thread, label), (count, seconds) in rows:
+            print(f"  {seconds:7.2f} s {count:5d}×  {thread:6s} {label}")
+    print(f"\nall entities: {time.perf_counter() - total:.2f} s")
 
 
 def _has_legacy(bench: Bench) -> bool:

@@ -33,18 +33,23 @@ class Collision:
     target_ids: tuple[int, ...] = ()
 
 
-def find_collisions(cur, spec: EntitySpec, stage: str) -> list[Collision]:
-    """Natural keys that two distinct legacy rows would share after the batch."""
+def find_collisions(cur, spec: EntitySpec, stage: str, among: list[int] | None = None) -> list[Collision]:
+    """Natural keys that two distinct legacy rows would share after the batch.
+
+    `among`: only collisions of these staged rows with target rows (the
+    check for rows the upsert left out, e.g. parked ones).
+    """
     found: list[Collision] = []
     for key in spec.unique_keys:
         column = sql.Identifier(key)
-        cur.execute(
-            sql.SQL(
-                "SELECT {col}, array_agg(legacy_id ORDER BY legacy_id) FROM {stage} "
-                "GROUP BY {col} HAVING count(*) > 1 ORDER BY 1"
-            ).format(col=column, stage=sql.Identifier(stage))
-        )
-        found += [Collision(key, value, tuple(ids)) for value, ids in cur.fetchall()]
+        if among is None:
+            cur.execute(
+                sql.SQL(
+                    "SELECT {col}, array_agg(legacy_id ORDER BY legacy_id) FROM {stage} "
+                    "GROUP BY {col} HAVING count(*) > 1 ORDER BY 1"
+                ).format(col=column, stage=sql.Identifier(stage))
+            )
+            found += [Collision(key, value, tuple(ids)) for value, ids in cur.fetchall()]
         cur.execute(
             sql.SQL(
                 """
@@ -52,9 +57,11 @@ def find_collisions(cur, spec: EntitySpec, stage: str) -> list[Collision]:
                   FROM {stage} s
                   JOIN {target} t ON t.{col} = s.{col} AND t.legacy_id <> s.legacy_id
                  WHERE NOT EXISTS (SELECT 1 FROM {stage} s2 WHERE s2.legacy_id = t.legacy_id)
+                   AND (%(among)s::bigint[] IS NULL OR s.legacy_id = ANY(%(among)s::bigint[]))
                  GROUP BY s.{col} ORDER BY 1
                 """
-            ).format(col=column, stage=sql.Identifier(stage), target=_target(spec))
+            ).format(col=column, stage=sql.Identifier(stage), target=_target(spec)),
+            {"among": None if among is None else IdArray(among)},
         )
         found += [Collision(key, value, tuple(ids), tuple(tids)) for value, ids, tids in cur.fetchall()]
     return found

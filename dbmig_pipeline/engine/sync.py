@@ -403,9 +403,11 @@ class EntitySync:
             columns = staging_columns(spec)
             create_staging(cur, self.stage, columns)
             copy_csv(cur, self.stage, prepared.stage_csv, columns)
-            written = self._upsert(cur, changed, extra, allow_restage=allow_restage, reason=reason)
+            written = self._upsert(cur, result.rows, changed, extra, allow_restage=allow_restage, reason=reason)
             unwritten = sorted(set(int(i) for i in result.rows["legacy_id"]) - set(written))
             parked = missing_parents(cur, spec, self.stage, self.specs_by_name, unwritten) if unwritten else []
+            if parked and spec.unique_keys and find_collisions(cur, spec, self.stage, among=[i for i, _ in parked]):
+                self._collisions(cur, changed, extra, allow_restage)  # a parked row's key is held in the target
             outcome.written = written
             outcome.parked = len(parked)
             outcome.quarantined = len(result.rejects)
@@ -433,33 +435,42 @@ class EntitySync:
         self.dst.commit()
         return outcome
 
-    def _upsert(self, cur, changed: pd.DataFrame, extra: pd.DataFrame, *, allow_restage: bool,
-                reason: str) -> list[int]:
-        """The staged rows written (engine/load.py). A unique key that two legacy rows would share
-        fails the statement; only then are the colliding rows looked up, to name them or, when a
-        target row holding the value changed in the source too, to stage it with this batch."""
+    def _upsert(self, cur, rows: pd.DataFrame, changed: pd.DataFrame, extra: pd.DataFrame, *,
+                allow_restage: bool, reason: str) -> list[int]:
+        """The staged rows written (engine/load.py). Natural keys that two legacy rows would share
+        are looked up in the database only when the batch repeats one or the upsert fails on one."""
         spec = self.spec
+        if any(rows[key].dropna().duplicated().any() for key in spec.unique_keys):
+            self._collisions(cur, changed, extra, allow_restage)
         cur.execute("SAVEPOINT upsert")
         try:
             return upsert(cur, spec, self.stage, self.specs_by_name, overwrite=reason in OVERWRITING_REASONS)
         except psycopg2.errors.UniqueViolation as exc:
             violation = (exc.diag.message_detail or str(exc)).strip()
         cur.execute("ROLLBACK TO SAVEPOINT upsert")
-        collisions = find_collisions(cur, spec, self.stage)
-        if collisions:
-            pull = sorted({t for c in collisions for t in c.target_ids} - set(int(i) for i in changed["id"]))
-            if pull and allow_restage:
-                with self.src.cursor() as scur:
-                    pulled = fetch_by_ids(scur, spec, pull)
-                self.src.commit()
-                if len(pulled):
-                    raise _Restage(pd.concat([extra, pulled], ignore_index=True))
-            raise self._collision_error(collisions)
+        self._collisions(cur, changed, extra, allow_restage)
         raise IntegrityHalt(
             f"{spec.name}: a unique key of {spec.target_schema}.{spec.target_table} would be shared by two "
             f"legacy rows: {violation}. Fix the source row(s), then run again; the batch was not written.",
             [int(i) for i in changed["id"]],
         )
+
+    def _collisions(self, cur, changed: pd.DataFrame, extra: pd.DataFrame, allow_restage: bool) -> None:
+        """Stops the batch over the staged rows' natural-key collisions: restages it with the target
+        rows that hold a key when those changed in the source too (they may have given it up),
+        otherwise halts the entity naming the ids. Returns only when it finds none."""
+        spec = self.spec
+        collisions = find_collisions(cur, spec, self.stage)
+        if not collisions:
+            return
+        pull = sorted({t for c in collisions for t in c.target_ids} - set(int(i) for i in changed["id"]))
+        if pull and allow_restage:
+            with self.src.cursor() as scur:
+                pulled = fetch_by_ids(scur, spec, pull)
+            self.src.commit()
+            if len(pulled):
+                raise _Restage(pd.concat([extra, pulled], ignore_index=True))
+        raise self._collision_error(collisions)
 
     def _ledger_rows(self, changed: pd.DataFrame, parked, rejects: pd.DataFrame) -> pd.DataFrame:
         """Ledger rows of the batch's rows that were not loaded (the upsert records the loaded ones)."""
