@@ -25,6 +25,7 @@ from dbmig_pipeline.engine import bookkeeping as bk
 from dbmig_pipeline.engine.errors import IntegrityHalt
 from dbmig_pipeline.engine.extract import HASH_COLUMN, Position, Window, count_query, fetch_batch, fetch_by_ids, safe_horizon
 from dbmig_pipeline.engine.load import find_collisions, missing_parents, soft_delete_rows, upsert
+from dbmig_pipeline.engine.parked import ready_to_retry
 from dbmig_pipeline.engine.partitions import Partition, keys_of
 from dbmig_pipeline.engine.plan import resuming_partition, start_position
 from dbmig_pipeline.engine.preflight import run_preflight
@@ -283,15 +284,22 @@ class EntitySync:
         return total
 
     def _retry_parked(self) -> None:
-        """Children parked for a missing parent, and rows named by an integrity halt, get another
-        chance at every run. The latter matters once the source is fixed: a row loaded before its
+        """Children parked for a missing parent get another chance once their parents are in the
+        target (engine/parked.py); rows named by an integrity halt at every run. The latter matters once the source is fixed: a row loaded before its
         conflicting partner was read lies behind the cursor, so no scan would ever resolve its error;
         while the conflict lasts, retrying it stops the entity again."""
         with self.dst.cursor() as cur:
             parked = bk.open_error_ids(cur, self.spec.name, MISSING_PARENT)
             halted = bk.open_error_ids(cur, self.spec.name, INTEGRITY)
         self.dst.commit()
-        outcome = self.reprocess_ids(sorted(set(parked) | set(halted)), reason="retry_parked")
+        ready: list[int] = []
+        for start in range(0, len(parked), self.run.batch_size):
+            chunk = parked[start:start + self.run.batch_size]
+            with self.src.cursor() as scur, self.dst.cursor() as dcur:
+                ready += ready_to_retry(scur, dcur, self.spec, self.specs_by_name, chunk)
+            self.src.commit()
+            self.dst.commit()
+        outcome = self.reprocess_ids(sorted(set(ready) | set(halted)), reason="retry_parked")
         self.stats.unparked += len(set(outcome.written) & set(parked))
 
     # --- targeted repairs (reconciliation, `dbmig errors retry`) ---------

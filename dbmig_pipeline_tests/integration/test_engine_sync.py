@@ -12,8 +12,9 @@ import pytest
 
 from dbmig_pipeline.demo.seed import seed_legacy
 from dbmig_pipeline.engine.errors import IntegrityHalt
+from dbmig_pipeline.engine.parked import ready_to_retry
 from dbmig_pipeline.engine.sync import DIFFERENTIAL, FULL, SyncStats
-from dbmig_pipeline.entities import ENTITY_NAMES
+from dbmig_pipeline.entities import ENTITIES, ENTITY_NAMES, get_entity
 from dbmig_pipeline_tests.integration.engine_helpers import (
     assert_target_matches_oracle,
     error_row,
@@ -168,8 +169,13 @@ def test_parked_child_loads_once_its_quarantined_parent_is_fixed(pair):
     assert target_ids(pair, "orders") == {1, 3}
     assert open_errors(pair) == {("patients", 2): "business_rule", ("orders", 2): "missing_parent"}
 
-    again = pair.run("orders", mode=DIFFERENTIAL, run_id="run-2")  # still no parent: parked again
+    again = pair.run("orders", mode=DIFFERENTIAL, run_id="run-2")  # still no parent: not even re-read
     assert again.unparked == 0 and target_ids(pair, "orders") == {1, 3}
+    still = error_row(pair, "orders", 2, "missing_parent")
+    assert still["resolved_at"] is None and still["attempts"] == 1
+    pair.src("UPDATE orders SET order_no = 'edited', updated_at = now() WHERE id = 2")
+    edited = pair.run("orders", mode=DIFFERENTIAL, run_id="run-2b")  # changed in the source: read and parked again
+    assert (edited.parked, edited.unparked) == (1, 0)
     assert error_row(pair, "orders", 2, "missing_parent")["attempts"] == 2
 
     pair.src("UPDATE patients SET status = 1, updated_at = now() WHERE id = 2")
@@ -182,6 +188,38 @@ def test_parked_child_loads_once_its_quarantined_parent_is_fixed(pair):
     assert error_row(pair, "patients", 2, "business_rule")["resolved_at"] is not None
     assert open_errors(pair) == {}
     assert_target_matches_oracle(pair)
+
+
+def test_only_parked_rows_whose_parents_arrived_or_that_the_source_lost_are_retried(pair):
+    base_rows(pair, patients=2, orders=2)
+    pair.run_all(mode=FULL)
+    # three new patients: the first loads, the other two are quarantined (unknown status 7)
+    patients = insert(pair, "patients", [
+        {"created_at": OLD, "updated_at": datetime.now(UTC), "doctor_id": 1, "first_name": "Late",
+         "last_name": f"Parent {n}", "status": status} for n, status in enumerate([1, 7, 7])])
+    orders = insert(pair, "orders", [
+        {"created_at": OLD, "updated_at": datetime.now(UTC), "patient_id": pid, "order_no": f"p-{n}",
+         "status": "draft", "price": "1.00"} for n, pid in enumerate(patients)])
+    first = pair.run("orders", mode=DIFFERENTIAL, run_id="run-2")  # before the patients run: all three parked
+    assert first.parked == 3
+    assert open_errors(pair, "orders") == {("orders", i): "missing_parent" for i in orders}
+
+    pair.run("patients", mode=DIFFERENTIAL, run_id="run-3")  # the first parent arrives
+    pair.src("DELETE FROM orders WHERE id = :i", i=orders[2])  # and one parked child leaves the source
+    src, dst = pair.source.raw_connection(), pair.dest.raw_connection()
+    try:
+        ready = ready_to_retry(src.cursor(), dst.cursor(), get_entity("orders"), {s.name: s for s in ENTITIES},
+                               orders)
+    finally:
+        src.close()
+        dst.close()
+    assert ready == [orders[0], orders[2]]
+
+    later = pair.run("orders", mode=DIFFERENTIAL, run_id="run-3")
+    assert later.unparked == 1 and orders[0] in target_ids(pair, "orders")
+    assert open_errors(pair, "orders") == {("orders", orders[1]): "missing_parent"}
+    assert error_row(pair, "orders", orders[1], "missing_parent")["attempts"] == 1  # its parent never came
+    assert error_row(pair, "orders", orders[2], "missing_parent")["resolved_at"] is not None  # gone
 
 
 def test_child_run_before_its_parent_arrives_is_parked_then_loaded(pair):
