@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
 from psycopg2 import sql
 
 from dbmig_pipeline.engine.id_array import IdArray
+from dbmig_pipeline.engine.staging import type_sql
 from dbmig_pipeline.entities.spec import EntitySpec
 
 
@@ -33,23 +35,18 @@ class Collision:
     target_ids: tuple[int, ...] = ()
 
 
-def find_collisions(cur, spec: EntitySpec, stage: str, among: list[int] | None = None) -> list[Collision]:
-    """Natural keys that two distinct legacy rows would share after the batch.
-
-    `among`: only collisions of these staged rows with target rows (the
-    check for rows the upsert left out, e.g. parked ones).
-    """
+def find_collisions(cur, spec: EntitySpec, stage: str) -> list[Collision]:
+    """Natural keys that two distinct legacy rows would share after the batch."""
     found: list[Collision] = []
     for key in spec.unique_keys:
         column = sql.Identifier(key)
-        if among is None:
-            cur.execute(
-                sql.SQL(
-                    "SELECT {col}, array_agg(legacy_id ORDER BY legacy_id) FROM {stage} "
-                    "GROUP BY {col} HAVING count(*) > 1 ORDER BY 1"
-                ).format(col=column, stage=sql.Identifier(stage))
-            )
-            found += [Collision(key, value, tuple(ids)) for value, ids in cur.fetchall()]
+        cur.execute(
+            sql.SQL(
+                "SELECT {col}, array_agg(legacy_id ORDER BY legacy_id) FROM {stage} "
+                "GROUP BY {col} HAVING count(*) > 1 ORDER BY 1"
+            ).format(col=column, stage=sql.Identifier(stage))
+        )
+        found += [Collision(key, value, tuple(ids)) for value, ids in cur.fetchall()]
         cur.execute(
             sql.SQL(
                 """
@@ -57,36 +54,64 @@ def find_collisions(cur, spec: EntitySpec, stage: str, among: list[int] | None =
                   FROM {stage} s
                   JOIN {target} t ON t.{col} = s.{col} AND t.legacy_id <> s.legacy_id
                  WHERE NOT EXISTS (SELECT 1 FROM {stage} s2 WHERE s2.legacy_id = t.legacy_id)
-                   AND (%(among)s::bigint[] IS NULL OR s.legacy_id = ANY(%(among)s::bigint[]))
                  GROUP BY s.{col} ORDER BY 1
                 """
-            ).format(col=column, stage=sql.Identifier(stage), target=_target(spec)),
-            {"among": None if among is None else IdArray(among)},
+            ).format(col=column, stage=sql.Identifier(stage), target=_target(spec))
         )
         found += [Collision(key, value, tuple(ids), tuple(tids)) for value, ids, tids in cur.fetchall()]
     return found
 
 
-def missing_parents(cur, spec: EntitySpec, stage: str, specs_by_name: dict[str, EntitySpec],
-                    among: list[int]) -> list[tuple[int, str]]:
-    """Staged rows among `among` whose parent is not in the target: (legacy_id, detail), one per row.
+def keys_held_in_target(cur, spec: EntitySpec, rows: pd.DataFrame, staged_ids: list[int]) -> bool:
+    """Whether a natural key of `rows` (staged rows the upsert left out) is held by a target row
+    that is not in the batch (`staged_ids`).
 
-    Asked after the upsert, for the rows it did not write: its join on the
-    parents already left these out, so the common batch (every parent
-    present) pays for no second look-up.
+    The values travel as an array rather than being picked out of the
+    staging table, whose row count the planner does not know, and each is
+    looked up on its own (LATERAL … LIMIT 1): a join let the planner scan the
+    whole target instead of probing its unique index a few times.
     """
-    parked: dict[int, str] = {}
-    for parent in spec.parents:
-        col = sql.Identifier(parent.staging_column)
+    for key in spec.unique_keys:
+        sql_type = next(c.sql_type for c in spec.target_columns if c.name == key)
+        values = rows[key].dropna()
+        if values.empty:
+            continue
         cur.execute(
             sql.SQL(
                 """
-                SELECT s.legacy_id, s.{col} FROM {stage} s
-                 WHERE s.legacy_id = ANY(%(among)s)
-                   AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.legacy_id = s.{col})
+                SELECT 1 FROM unnest(%(values)s::{type}[]) AS u(value)
+                 CROSS JOIN LATERAL (SELECT 1 FROM {target} t WHERE t.{col} = u.value
+                                        AND t.legacy_id <> ALL(%(staged)s) LIMIT 1) AS held
+                 LIMIT 1
                 """
-            ).format(stage=sql.Identifier(stage), parent=_parent_table(spec, parent.entity, specs_by_name), col=col),
-            {"among": IdArray(among)},
+            ).format(type=type_sql(sql_type), target=_target(spec), col=sql.Identifier(key)),
+            {"values": [str(v) for v in values], "staged": IdArray(staged_ids)},
+        )
+        if cur.fetchone():
+            return True
+    return False
+
+
+def missing_parents(cur, spec: EntitySpec, rows: pd.DataFrame,
+                    specs_by_name: dict[str, EntitySpec]) -> list[tuple[int, str]]:
+    """Rows of `rows` (staged rows) whose parent is not in the target: (legacy_id, detail), one per row.
+
+    Asked after the upsert, for the rows it did not write: its join on the
+    parents already left these out, so the common batch (every parent
+    present) pays for no second look-up. The ids travel as arrays, which the
+    planner sizes right (see `keys_held_in_target`).
+    """
+    parked: dict[int, str] = {}
+    for parent in spec.parents:
+        cur.execute(
+            sql.SQL(
+                """
+                SELECT u.legacy_id, u.parent_id
+                  FROM unnest(%(ids)s, %(parents)s) AS u(legacy_id, parent_id)
+                 WHERE NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.legacy_id = u.parent_id)
+                """
+            ).format(parent=_parent_table(spec, parent.entity, specs_by_name)),
+            {"ids": IdArray(rows["legacy_id"]), "parents": IdArray(rows[parent.staging_column])},
         )
         for legacy_id, parent_id in cur.fetchall():
             parked.setdefault(

@@ -33,7 +33,7 @@ def staging_columns(spec: EntitySpec) -> tuple[TargetColumn, ...]:
     return BASE_COLUMNS + parents + spec.target_columns + (STAGE_HASH_COLUMN,)
 
 
-def _type_sql(sql_type: str) -> sql.Composable:
+def type_sql(sql_type: str) -> sql.Composable:
     """A column type as SQL: schema-qualified names are quoted identifiers."""
     array = sql_type.endswith("[]")
     base = sql_type.removesuffix("[]")
@@ -51,7 +51,7 @@ def create_staging(cur, name: str, columns: tuple[TargetColumn, ...]) -> None:
     cur.execute(
         sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
             sql.Identifier(name),
-            sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c.name), _type_sql(c.sql_type)) for c in columns),
+            sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c.name), type_sql(c.sql_type)) for c in columns),
         )
     )
 

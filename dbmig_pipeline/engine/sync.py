@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from dbmig_pipeline.engine import bookkeeping as bk
 from dbmig_pipeline.engine.errors import IntegrityHalt
 from dbmig_pipeline.engine.extract import HASH_COLUMN, Position, Window, count_query, fetch_batch, fetch_by_ids, safe_horizon
-from dbmig_pipeline.engine.load import find_collisions, missing_parents, soft_delete_rows, upsert
+from dbmig_pipeline.engine.load import find_collisions, keys_held_in_target, missing_parents, soft_delete_rows, upsert
 from dbmig_pipeline.engine.parked import ready_to_retry
 from dbmig_pipeline.engine.partitions import Partition, keys_of
 from dbmig_pipeline.engine.plan import resuming_partition, start_position
@@ -412,14 +412,16 @@ class EntitySync:
             create_staging(cur, self.stage, columns)
             copy_csv(cur, self.stage, prepared.stage_csv, columns)
             written = self._upsert(cur, result.rows, changed, extra, allow_restage=allow_restage, reason=reason)
-            unwritten = sorted(set(int(i) for i in result.rows["legacy_id"]) - set(written))
-            parked = missing_parents(cur, spec, self.stage, self.specs_by_name, unwritten) if unwritten else []
-            if parked and spec.unique_keys and find_collisions(cur, spec, self.stage, among=[i for i, _ in parked]):
+            staged_ids = result.rows["legacy_id"].astype("int64")
+            left_out = result.rows[~staged_ids.isin(written).to_numpy()]
+            parked = missing_parents(cur, spec, left_out, self.specs_by_name) if len(left_out) else []
+            held = left_out[left_out["legacy_id"].isin([i for i, _ in parked]).to_numpy()]
+            if len(held) and keys_held_in_target(cur, spec, held, list(staged_ids)):
                 self._collisions(cur, changed, extra, allow_restage)  # a parked row's key is held in the target
             outcome.written = written
             outcome.parked = len(parked)
             outcome.quarantined = len(result.rejects)
-            outcome.stale = len(unwritten) - len(parked)
+            outcome.stale = len(left_out) - len(parked)
 
             errors = result.rejects[["legacy_id", "category", "detail"]]
             if parked:
