@@ -4,10 +4,10 @@
 
 Runs the engine itself (`sync_entity`, no Dagster) on the benchmark's
 embedded server into a fresh target, and prints per entity the wall seconds
-and, per statement kind and thread (main: the write; reader: the read-ahead),
+and, per statement kind and thread (main: the pass's own bookkeeping; writer: the parallel
+writes; reader: the read-ahead),
 how many times it ran and its total seconds as the client saw them (server
-work + transfer). What is left of the entity's seconds is Python on the
-critical path. The seeded source is reused when it already holds the scale.
+work + transfer). The seeded source is reused when it already holds the scale.
 """
 from __future__ import annotations
 
@@ -45,7 +45,9 @@ def _label(query) -> str:
 
 
 def _record(query, seconds: float) -> None:
-    thread = "main" if threading.current_thread() is threading.main_thread() else "reader"
+    name = threading.current_thread().name
+    thread = "main" if threading.current_thread() is threading.main_thread() else (
+        "writer" if name.startswith("dbmig-write") else "reader")
     with _LOCK:
         slot = _TIMES[(thread, _label(query))]
         slot[0] += 1
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--home", type=Path, default=REPO / ".dbmig-prof")
     parser.add_argument("--entities", help="Comma-separated entities to print (all are loaded: parents first).")
     parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--writers", type=int, default=RunInfo.writers, help="RunInfo.writers (DBMIG_WRITERS).")
     parser.add_argument("--cprofile", type=Path, help="Also write a cProfile of the whole load here.")
     parser.add_argument("--top", type=int, default=12, help="Statements shown per entity.")
     parser.add_argument("--changes", type=int, default=0,
@@ -98,7 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     apply_control_schema(dest)
     keys = partition_keys(date.today())
     partitions = partitions_for(keys, keys)
-    run = RunInfo(run_id=None, operator="profile", mode=FULL, batch_size=args.batch_size, lookback=timedelta(0))
+    run = RunInfo(run_id=None, operator="profile", mode=FULL, batch_size=args.batch_size, lookback=timedelta(0),
+                  writers=args.writers)
     shown = set(args.entities.split(",")) if args.entities else {s.name for s in ENTITIES}
     profiler = cProfile.Profile() if args.cprofile else None
     server = ServerCpu(bench.server.pgdata)
@@ -130,8 +134,8 @@ def _load_all(source, dest, partitions, keys, run, shown, profiler, top, server:
         print(f"\n{spec.name}: {stats.read:,} rows in {seconds:.2f} s ({stats.read / seconds:,.0f} rows/s), "
               f"written {stats.written:,}; CPU s: client {time.process_time() - client_cpu:.2f}, "
               f"server {(server.total() or 0.0) - server_cpu:.2f}")
-        main_sql = sum(v[1] for (t, _), v in _TIMES.items() if t == "main")
-        print(f"  SQL on the write path {main_sql:.2f} s; Python on it {seconds - main_sql:.2f} s")
+        per_thread = {t: sum(v[1] for (u, _), v in _TIMES.items() if u == t) for t in ("main", "writer", "reader")}
+        print("  SQL seconds by thread: " + ", ".join(f"{t} {v:.2f}" for t, v in per_thread.items()))
         rows = sorted(_TIMES.items(), key=lambda kv: -kv[1][1])[:top]
         for (thread, label), (count, seconds) in rows:
             print(f"  {seconds:7.2f} s {count:5d}×  {thread:6s} {label}")

@@ -127,6 +127,7 @@ def build_entity_asset(*, spec: EntitySpec, partitions_def: dg.PartitionsDefinit
             mode=mode,
             batch_size=settings.batch_size,
             checkpoint_every=settings.checkpoint_every,
+            writers=settings.writers,
             batch_retries=settings.batch_retries,
             lookback=timedelta(seconds=settings.lookback_s),
             mask_key=settings.mask_key if settings.mask_pii else None,

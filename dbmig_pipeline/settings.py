@@ -223,6 +223,8 @@ class Settings:
     dagster_pg_url: str | None
     batch_size: int = 10_000
     checkpoint_every: int = 1
+    #: DBMIG_WRITERS: batches of one entity written at once, each on its own destination connection
+    writers: int = 2
     #: DBMIG_BATCH_RETRIES: in-batch retries of a technical failure before the step fails
     batch_retries: int = 3
     pool_size: int = 5
@@ -274,6 +276,7 @@ class Settings:
             dagster_pg_url=_parse_url(env, "DAGSTER_PG_URL"),
             batch_size=_parse_int(env, "DBMIG_BATCH_SIZE", 10_000, minimum=1),
             checkpoint_every=_parse_int(env, "DBMIG_CHECKPOINT_EVERY", 1, minimum=1),
+            writers=_parse_int(env, "DBMIG_WRITERS", 2, minimum=1),
             batch_retries=_parse_int(env, "DBMIG_BATCH_RETRIES", 3, minimum=0),
             pool_size=_parse_int(env, "DBMIG_POOL_SIZE", 5, minimum=1),
             pool_max_overflow=_parse_int(env, "DBMIG_POOL_MAX_OVERFLOW", 5, minimum=0),
@@ -299,6 +302,12 @@ class Settings:
         return settings
 
     def _check_consistency(self) -> None:
+        connections = self.pool_size + self.pool_max_overflow
+        if self.writers + 2 > connections:  # + the pass's own connection and the read-ahead's
+            raise ConfigError(
+                f"DBMIG_WRITERS={self.writers} needs {self.writers + 2} destination connections but the pool "
+                f"holds {connections} (DBMIG_POOL_SIZE {self.pool_size} + DBMIG_POOL_MAX_OVERFLOW "
+                f"{self.pool_max_overflow}): lower DBMIG_WRITERS or raise the pool")
         if self.is_production:
             for side in (self.source, self.dest):
                 if side.url is None:

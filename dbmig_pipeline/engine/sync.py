@@ -10,9 +10,11 @@ reason is rolled back and retried in place on fresh connections
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -52,6 +54,8 @@ class RunInfo:
     lookback: timedelta = timedelta(minutes=5)
     #: save the cursor with every n-th batch (1: every batch)
     checkpoint_every: int = 1
+    #: batches written at once, each in its own transaction on its own connection
+    writers: int = 2
     #: technical failures of a batch retried in place before the step fails (engine/retrying.py)
     batch_retries: int = DEFAULT_BATCH_RETRIES
     #: DBMIG_MASK_KEY when PII is masked (non-production targets); never shown
@@ -103,6 +107,15 @@ class _Prepared:
     seen_before: set[int] | None
     #: result.rows with their hashes, as the CSV the staging table's COPY reads
     stage_csv: bytes
+
+
+@dataclass(frozen=True)
+class _Checkpoint:
+    """Where a scan batch leaves the pass: its place in the pass and the cursor after it."""
+
+    seq: int  # 0, 1, 2 … in read order within the pass
+    position: Position
+    horizon: datetime
 
 
 class _BatchReader:
@@ -178,8 +191,10 @@ class EntitySync:
         self.stats = SyncStats(spec.name, self.keys)
         self.source_engine = source
         self.dest_engine = dest
-        self.src = source.raw_connection()
-        self.dst = dest.raw_connection()
+        #: each thread (the pass's own, every writer) has its own connections: see `src` and `dst`
+        self._local = threading.local()
+        self._opened: list = []
+        self._opened_lock = threading.Lock()
         self.retry = BatchRetry(run.batch_retries, dest, run.run_id, run.operator,
                                 secrets=tuple(p for p in (source.url.password, dest.url.password) if p))
         self.stage = f"stage_{spec.name}"
@@ -188,10 +203,47 @@ class EntitySync:
         #: partition progress of the batches committed since the last saved checkpoint
         self._pending_progress: dict[str, bk.PartitionProgress] = {}
         self._pending_batches = 0
+        #: commit order of parallel writers (see `_commit_batch`), all under `_commit_lock`
+        self._commit_lock = threading.Lock()
+        self._next_seq = 0
+        self._committed_ahead: dict[int, tuple[dict[str, bk.PartitionProgress], _Checkpoint]] = {}
+        self._last_flushed_seq = -1
+
+    # --- connections: one pair per thread --------------------------------
+
+    def _connection(self, side: str, engine: Engine):
+        conn = getattr(self._local, side, None)
+        if conn is None:
+            conn = engine.raw_connection()
+            self._set_connection(side, conn)
+        return conn
+
+    def _set_connection(self, side: str, conn) -> None:
+        setattr(self._local, side, conn)
+        with self._opened_lock:
+            self._opened.append(conn)
+
+    @property
+    def src(self):
+        return self._connection("src", self.source_engine)
+
+    @src.setter
+    def src(self, conn) -> None:
+        self._set_connection("src", conn)
+
+    @property
+    def dst(self):
+        return self._connection("dst", self.dest_engine)
+
+    @dst.setter
+    def dst(self, conn) -> None:
+        self._set_connection("dst", conn)
 
     def close(self) -> None:
-        release(self.src)
-        release(self.dst)
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            release(conn)
 
     def _renew_source(self) -> None:
         """After a failed source read: the connection replaced (engine/retrying.py)."""
@@ -201,7 +253,8 @@ class EntitySync:
         """After a failed write: its transaction rolled back, the connection replaced; the source
         connection (collision look-ups) too if it dropped."""
         self.dst = replace_connection(self.dst, self.dest_engine)
-        if is_broken(self.src):
+        src = getattr(self._local, "src", None)
+        if src is not None and is_broken(src):
             self._renew_source()
 
     # --- the pass --------------------------------------------------------
@@ -233,46 +286,81 @@ class EntitySync:
             self._fail("failed", f"{type(exc).__name__}: {exc}", [])
             raise
         self.stats.seconds = time.monotonic() - started
+        # The pass's own connection idled while the writers worked: a drop meanwhile is retried here too.
+        self.retry.run(self._finish, renew=self._renew_for_write,
+                       ref=BatchRef(self.spec.name, self._range_label(), None, "end of pass", DESTINATION_WRITE))
+        return self.stats
+
+    def _finish(self) -> None:
         with self.dst.cursor() as cur:
-            self._flush_checkpoint(cur)
+            if self._pending_progress:
+                saved = self._save_progress(cur, self._pending_progress)
+                bk.audit(cur, "checkpoint_saved", level="detail", entity=self.spec.name, run_id=self.run.run_id,
+                         operator=self.run.operator,
+                         details={"batches": self._pending_batches,
+                                  "cursor": [str(saved.ts) if saved.ts else None, saved.id] if saved else None})
             bk.save_checkpoint(cur, self.spec.name, {}, self.keys)
             bk.audit(cur, "run_finished", entity=self.spec.name, partition_key=self._range_label(),
                      run_id=self.run.run_id, operator=self.run.operator, details=self.stats.as_dict())
         self.dst.commit()
-        return self.stats
+        self._pending_progress, self._pending_batches = {}, 0
 
     def _range_label(self) -> str:
         return self.keys[0] if len(self.keys) == 1 else f"{self.keys[0]}..{self.keys[-1]}"
 
     def _scan(self, position: Position | None) -> None:
         """One keyset pass. The next batch is read, compared and transformed on
-        separate connections while the current one is written: the database
-        work of one overlaps the Python work of the other."""
+        separate connections while earlier ones are written, up to
+        `RunInfo.writers` of them at once, each on its own connection: the
+        database work of the writes overlaps, and the Python work of the read
+        overlaps both. The cursor is saved only over batches that all
+        committed (`_commit_batch`)."""
         window = Window(self.partitions[0].start, self.partitions[-1].end)
         meter = ProgressMeter(self.spec.name, self._count(window, position))
         reader = _BatchReader(self)
+        writing: deque[tuple[Future, int]] = deque()
         try:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dbmig-read-{self.spec.name}") as pool:
-                pending = pool.submit(reader.read, window, position)
-                while True:
-                    horizon, frame, prepared = pending.result()
-                    if frame.empty:
-                        if position is not None and position.in_nulls:
-                            position = None  # NULL-cursor rows done; now the timestamped ones
-                            pending = pool.submit(reader.read, window, position)
-                            continue
-                        return
-                    last = frame.iloc[-1]
-                    in_nulls = position is not None and position.in_nulls
-                    position = Position(None if in_nulls else last[self.spec.cursor_column], int(last["id"]), in_nulls)
-                    pending = pool.submit(reader.read, window, position)
-                    self.stats.batches += 1
-                    self._process(frame, checkpoint=(position, horizon), prepared=prepared)
-                    self.stats.read += len(frame)
-                    if self.on_progress:
-                        self.on_progress(meter.event(self.stats.batches, self.stats.read))
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dbmig-read-{self.spec.name}") as reads, \
+                    ThreadPoolExecutor(max_workers=self.run.writers,
+                                       thread_name_prefix=f"dbmig-write-{self.spec.name}") as writes:
+                pending = reads.submit(reader.read, window, position)
+                try:
+                    while True:
+                        horizon, frame, prepared = pending.result()
+                        if frame.empty:
+                            if position is not None and position.in_nulls:
+                                position = None  # NULL-cursor rows done; now the timestamped ones
+                                pending = reads.submit(reader.read, window, position)
+                                continue
+                            break
+                        last = frame.iloc[-1]
+                        in_nulls = position is not None and position.in_nulls
+                        position = Position(None if in_nulls else last[self.spec.cursor_column], int(last["id"]),
+                                            in_nulls)
+                        pending = reads.submit(reader.read, window, position)
+                        checkpoint = _Checkpoint(self.stats.batches, position, horizon)
+                        self.stats.batches += 1
+                        writing.append((writes.submit(self._process, frame, checkpoint=checkpoint,
+                                                      prepared=prepared), len(frame)))
+                        self._settle(writing, self.run.writers - 1, meter)
+                    self._settle(writing, 0, meter)
+                except BaseException:
+                    for future, _ in writing:  # let the writes in flight end before the failure is recorded
+                        future.cancel()
+                    wait([f for f, _ in writing])
+                    raise
         finally:
             reader.close()
+
+    def _settle(self, writing: "deque[tuple[Future, int]]", keep: int, meter: ProgressMeter) -> None:
+        """Wait for the oldest writes until at most `keep` are in flight; a failed one raises."""
+        while len(writing) > keep:
+            future, rows = writing[0]
+            future.result()
+            writing.popleft()
+            self.stats.read += rows
+            if self.on_progress:
+                self.on_progress(meter.event(self.stats.batches - len(writing), self.stats.read))
 
     def _count(self, window: Window, position: Position | None) -> int:
         include_nulls = position is not None and position.in_nulls
@@ -342,7 +430,7 @@ class EntitySync:
 
     # --- one batch -------------------------------------------------------
 
-    def _process(self, frame: pd.DataFrame, *, checkpoint: tuple[Position, datetime] | None,
+    def _process(self, frame: pd.DataFrame, *, checkpoint: _Checkpoint | None,
                  force: bool = False, resolve_gone: list[int] | None = None, reason: str = "",
                  prepared: "_Prepared | None" = None) -> _BatchOutcome:
         extra = frame.iloc[0:0]
@@ -355,28 +443,26 @@ class EntitySync:
             except _Restage as again:
                 self.dst.rollback()
                 extra = again.extra
+            except BaseException:
+                release_transaction(self.dst)  # a writer's failed batch holds nothing while the failure is recorded
+                raise
         if checkpoint is not None:
-            self.stats.written += len(outcome.written)
-            self.stats.unchanged += outcome.unchanged
-            self.stats.parked += outcome.parked
-            self.stats.quarantined += outcome.quarantined
-            self.stats.stale += outcome.stale
+            with self._commit_lock:
+                self.stats.written += len(outcome.written)
+                self.stats.unchanged += outcome.unchanged
+                self.stats.parked += outcome.parked
+                self.stats.quarantined += outcome.quarantined
+                self.stats.stale += outcome.stale
         return outcome
 
-    def _write(self, frame: pd.DataFrame, checkpoint, load: Callable[[], _BatchOutcome]) -> _BatchOutcome:
-        """`load` with in-batch retries. A retry starts from the pending checkpoint progress the failed
-        attempt started from: that attempt may have counted its batch before its commit failed."""
-        progress, batches = {k: replace(p) for k, p in self._pending_progress.items()}, self._pending_batches
-
-        def renew() -> None:
-            self._pending_progress = {k: replace(p) for k, p in progress.items()}
-            self._pending_batches = batches
-            self._renew_for_write()
-
-        batch_no = None if checkpoint is None else self.batch_offset + self.stats.batches
+    def _write(self, frame: pd.DataFrame, checkpoint: _Checkpoint | None,
+               load: Callable[[], _BatchOutcome]) -> _BatchOutcome:
+        """`load` with in-batch retries (the pass's progress changes only once a batch committed, so a
+        retry starts from where the failed attempt did)."""
+        batch_no = None if checkpoint is None else self.batch_offset + checkpoint.seq + 1
         ref = BatchRef(self.spec.name, "" if checkpoint is None else self._range_label(), batch_no,
                        id_span(frame["id"]), DESTINATION_WRITE)
-        return self.retry.run(load, renew=renew, ref=ref)
+        return self.retry.run(load, renew=self._renew_for_write, ref=ref)
 
     def prepare(self, cur, frame: pd.DataFrame, extra: pd.DataFrame, force: bool) -> "_Prepared":
         """Compare hashes with the ledger (`cur`: any destination cursor) and transform what changed."""
@@ -436,8 +522,9 @@ class EntitySync:
             bk.record_ledger(cur, spec.name, self._ledger_rows(changed, parked, result.rejects),
                              overwrite=reason in OVERWRITING_REASONS)
             if checkpoint is not None:
-                self._checkpoint(cur, frame, outcome, *checkpoint)
-            elif len(frame) or resolve_gone:
+                self._commit_batch(cur, checkpoint, self._batch_progress(frame, outcome, checkpoint))
+                return outcome
+            if len(frame) or resolve_gone:
                 bk.audit(cur, reason or "rows_reprocessed", level="detail", entity=spec.name, run_id=self.run.run_id,
                          operator=self.run.operator,
                          details={"read": len(frame), "written": len(written), "parked": len(parked),
@@ -494,51 +581,83 @@ class EntitySync:
             "source_updated_at": changed.loc[keep, self.spec.cursor_column], "outcome": outcome[keep],
         })
 
-    def _checkpoint(self, cur, frame: pd.DataFrame, outcome: _BatchOutcome, position: Position, horizon: datetime) -> None:
-        """Cursor and counters per partition touched; the saved cursor never passes the source's safe horizon.
-
-        Saved with every `RunInfo.checkpoint_every`-th batch (default: every
-        batch); in between they accumulate, and a crash then re-reads at most
-        those batches (their rows are skipped by hash).
-        """
-        spec = self.spec
+    def _batch_progress(self, frame: pd.DataFrame, outcome: _BatchOutcome,
+                        checkpoint: _Checkpoint) -> dict[str, bk.PartitionProgress]:
+        """Cursor and counters per partition the batch touched; the cursor never passes the source's
+        safe horizon."""
+        spec, position, horizon = self.spec, checkpoint.position, checkpoint.horizon
         keys = keys_of(frame[spec.cursor_column], self.all_keys)
         lasts = frame.assign(_key=keys.to_numpy()).drop_duplicates("_key", keep="last")
         counts = keys.value_counts()
-        pending = self._pending_progress
+        progress: dict[str, bk.PartitionProgress] = {}
         for key, ts, row_id in zip(lasts["_key"], lasts[spec.cursor_column], lasts["id"]):
             ts = None if position.in_nulls or pd.isna(ts) else ts
             cursor = Position(ts, int(row_id), position.in_nulls)
             if ts is not None and ts > horizon:
                 cursor = Position(horizon, 0)
-            p = pending.setdefault(key, bk.PartitionProgress())
-            p.cursor, p.read = cursor, p.read + int(counts[key])
-        p = pending[lasts["_key"].max()]
+            progress[key] = bk.PartitionProgress(cursor=cursor, read=int(counts[key]))
+        p = progress[lasts["_key"].max()]
         p.written += len(outcome.written)
         p.unchanged += outcome.unchanged
         p.parked += outcome.parked
         p.quarantined += outcome.quarantined
-        self._pending_batches += 1
-        if self._pending_batches >= self.run.checkpoint_every:
-            self._flush_checkpoint(cur)
+        return progress
 
-    def _flush_checkpoint(self, cur) -> None:
-        if not self._pending_progress:
-            return
-        progress = self._pending_progress
+    def _commit_batch(self, cur, checkpoint: _Checkpoint, progress: dict[str, bk.PartitionProgress]) -> None:
+        """Commit a scan batch and, when it closes a run of committed batches, the cursor after them.
+
+        Parallel writers commit in any order, but the saved cursor must never
+        pass a batch that is not committed: a batch committing ahead of an
+        older one leaves its progress here, and the older one's commit carries
+        it. The cursor is saved with every `RunInfo.checkpoint_every`-th batch
+        (default: every batch); a crash re-reads what lies after it, and the
+        rows of batches committed beyond it are skipped by hash. Shared state
+        changes only after the commit succeeded, so a retried batch starts
+        from the same state.
+        """
+        with self._commit_lock:
+            if checkpoint.seq != self._next_seq:
+                self._audit_batch(cur, checkpoint, progress, None, 0)
+                self.dst.commit()
+                self._committed_ahead[checkpoint.seq] = (progress, checkpoint)
+                return
+            pending = {k: replace(p) for k, p in self._pending_progress.items()}
+            batches = [(progress, checkpoint)]
+            seq = checkpoint.seq + 1
+            while seq in self._committed_ahead:
+                batches.append(self._committed_ahead[seq])
+                seq += 1
+            for batch_progress, _ in batches:
+                _merge_progress(pending, batch_progress)
+            pending_batches = self._pending_batches + len(batches)
+            flushed = pending_batches >= self.run.checkpoint_every
+            saved = self._save_progress(cur, pending) if flushed else None
+            self._audit_batch(cur, checkpoint, progress, saved, pending_batches if flushed else 0)
+            self.dst.commit()
+            for done in range(checkpoint.seq + 1, seq):
+                del self._committed_ahead[done]
+            self._next_seq = seq
+            self._pending_progress, self._pending_batches = ({}, 0) if flushed else (pending, pending_batches)
+
+    def _save_progress(self, cur, progress: dict[str, bk.PartitionProgress]) -> Position | None:
+        """Cursors and counters of committed batches saved; returns the cursor of the newest partition."""
         batch_key = max(progress)
-        done = [k for k in self.keys if k < batch_key]
-        bk.save_checkpoint(cur, self.spec.name, progress, done)
+        bk.save_checkpoint(cur, self.spec.name, progress, [k for k in self.keys if k < batch_key])
         saved = progress[batch_key].cursor
-        self.stats.watermark = saved.ts if saved and saved.ts else self.stats.watermark
+        if saved and saved.ts:
+            self.stats.watermark = saved.ts
+        return saved
+
+    def _audit_batch(self, cur, checkpoint: _Checkpoint, progress: dict[str, bk.PartitionProgress],
+                     saved: Position | None, checkpoint_batches: int) -> None:
+        """One audit row per committed batch, in its transaction: what it did, and the cursor when one
+        was saved with it (covering `checkpoint_batches` batches)."""
         totals = {field: sum(getattr(p, field) for p in progress.values())
                   for field in ("read", "written", "unchanged", "parked", "quarantined")}
-        bk.audit(cur, "batch_committed", level="detail", entity=self.spec.name, partition_key=batch_key,
-                 run_id=self.run.run_id, batch_no=self.batch_offset + self.stats.batches, operator=self.run.operator,
-                 details={**totals, "batches": self._pending_batches,
-                          "cursor": [str(saved.ts) if saved else None, saved.id if saved else None]})
-        self._pending_progress = {}
-        self._pending_batches = 0
+        bk.audit(cur, "batch_committed", level="detail", entity=self.spec.name, partition_key=max(progress),
+                 run_id=self.run.run_id, batch_no=self.batch_offset + checkpoint.seq + 1, operator=self.run.operator,
+                 details={**totals, "batches": checkpoint_batches,
+                          "cursor": [str(saved.ts) if saved.ts else None, saved.id] if saved else None})
 
     def _collision_error(self, collisions) -> IntegrityHalt:
         parts = []
@@ -558,7 +677,7 @@ class EntitySync:
 
     def _fail(self, status: str, message: str, legacy_ids: list[int]) -> None:
         try:
-            self.dst.rollback()
+            self.dst = replace_connection(self.dst, self.dest_engine)  # it may have dropped while it idled
             with self.dst.cursor() as cur:
                 if legacy_ids:
                     bk.record_errors(cur, self.spec.name, pd.DataFrame(
@@ -570,6 +689,26 @@ class EntitySync:
             self.dst.commit()
         except Exception:  # the original error matters more than the bookkeeping
             log.exception("could not record the failure of %s", self.spec.name)
+
+def release_transaction(conn) -> None:
+    """Roll back whatever `conn` has open; never raises (the failure at hand matters more)."""
+    try:
+        conn.rollback()
+    except Exception:
+        pass
+
+
+def _merge_progress(into: dict[str, bk.PartitionProgress], batch: dict[str, bk.PartitionProgress]) -> None:
+    """Add a later batch's partition progress: its cursors win, its counters add up."""
+    for key, p in batch.items():
+        q = into.setdefault(key, bk.PartitionProgress())
+        q.cursor = p.cursor
+        q.read += p.read
+        q.written += p.written
+        q.unchanged += p.unchanged
+        q.parked += p.parked
+        q.quarantined += p.quarantined
+
 
 def sync_entity(source: Engine, dest: Engine, spec: EntitySpec, specs_by_name: dict[str, EntitySpec],
                 partitions: list[Partition], all_keys: list[str], run: RunInfo,

@@ -48,10 +48,11 @@ class Pair:
 
     def run(self, entity: str, *, mode: str = FULL, batch_size: int = 7, run_id: str = "run-1",
             keys: list[str] | None = None, on_progress: Callable[[ProgressEvent], None] | None = None,
-            checkpoint_every: int = 1) -> SyncStats:
+            checkpoint_every: int = 1, writers: int = RunInfo.writers, batch_retries: int | None = None) -> SyncStats:
         """One pass of `entity` over `keys` (default: every partition)."""
         parts = partitions_for(keys or self.keys, self.keys)
-        run = RunInfo(run_id, "pytest", mode=mode, batch_size=batch_size, checkpoint_every=checkpoint_every)
+        run = RunInfo(run_id, "pytest", mode=mode, batch_size=batch_size, checkpoint_every=checkpoint_every,
+                      writers=writers, **({} if batch_retries is None else {"batch_retries": batch_retries}))
         return sync_entity(self.source, self.dest, SPECS[entity], SPECS, parts, self.keys, run, on_progress)
 
     def run_all(self, **kwargs) -> dict[str, SyncStats | EngineError]:

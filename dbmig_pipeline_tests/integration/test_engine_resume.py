@@ -7,13 +7,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from datetime import UTC, datetime
 
 import pytest
 
 from dbmig_pipeline.demo.seed import seed_legacy
-from dbmig_pipeline.engine.sync import FULL, SyncStats
+from dbmig_pipeline.engine.sync import FULL, EntitySync, SyncStats
 from dbmig_pipeline.entities import ENTITY_NAMES
 from dbmig_pipeline_tests.integration.engine_helpers import (
     assert_target_matches_oracle,
@@ -123,8 +124,8 @@ def test_a_step_retried_in_the_same_run_goes_on_and_numbers_its_batches_after_th
         if event.batch_no == 2:
             raise TechnicalFailure("connection lost")
 
-    with pytest.raises(TechnicalFailure):
-        pair.run("patients", on_progress=fail_after_two)
+    with pytest.raises(TechnicalFailure):  # one writer: no third batch in flight when the second fails
+        pair.run("patients", on_progress=fail_after_two, writers=1)
     assert len(target_ids(pair, "patients")) == 14  # two batches of 7 committed
     assert_batches_atomic(pair, "patients")
     failed = pair.dst("SELECT count(*) FROM dbmig.audit_log WHERE operation = 'run_failed' AND entity = 'patients'")
@@ -146,8 +147,70 @@ def test_checkpoints_every_n_batches_still_end_exact(pair):
         pair.run(name, run_id="sparse", checkpoint_every=4)
     assert_target_matches_oracle(pair, list(ENTITY_NAMES))
     batches, saved = pair.dst(
-        "SELECT sum((details->>'batches')::int), count(*) FROM dbmig.audit_log "
-        "WHERE operation = 'batch_committed' AND entity = 'orders'")[0]
+        "SELECT count(*), count(*) FILTER (WHERE details->'cursor' <> 'null') FROM dbmig.audit_log "
+        "WHERE operation IN ('batch_committed', 'checkpoint_saved') AND entity = 'orders'")[0]
     assert batches > saved >= 1  # several batches per saved checkpoint
     assert pair.dst("SELECT count(*) FROM dbmig.migration_control WHERE entity = 'orders' "
                     "AND status <> 'succeeded'")[0][0] == 0
+
+
+# --- parallel writers ---------------------------------------------------------------------
+
+def _twenty_patients(pair) -> None:
+    old = datetime(2019, 3, 1, tzinfo=UTC)
+    insert(pair, "offices", [{"created_at": old, "updated_at": old, "name": "Office", "is_active": True}])
+    insert(pair, "doctors", [{"created_at": old, "updated_at": old, "office_id": 1, "first_name": "Dana",
+                              "last_name": "Doctor", "specialty": "GP", "is_active": True}])
+    insert(pair, "patients", [{"created_at": old, "updated_at": old.replace(hour=i), "doctor_id": 1,
+                               "first_name": "Pat", "last_name": f"P{i}", "status": 1} for i in range(20)])
+    pair.run("offices")
+    pair.run("doctors")
+
+
+def test_a_batch_committed_ahead_of_a_failing_older_one_never_moves_the_cursor_past_it(pair, monkeypatch):
+    """Writers commit in any order; the saved cursor only covers batches that all committed, so the
+    re-run reads the failed batch again and skips the one committed ahead of it by hash."""
+    _twenty_patients(pair)
+    second_committed = threading.Event()
+    commit_batch = EntitySync._commit_batch
+
+    def commit_and_tell(self, cur, checkpoint, progress):
+        commit_batch(self, cur, checkpoint, progress)
+        if checkpoint.seq == 1:
+            second_committed.set()
+
+    load_batch = EntitySync._load_batch
+
+    def first_batch_fails_once_the_second_committed(self, frame, extra, *, checkpoint, **kwargs):
+        if checkpoint is not None and checkpoint.seq == 0:
+            assert second_committed.wait(30)
+            raise RuntimeError("the first batch fails after the second committed")
+        return load_batch(self, frame, extra, checkpoint=checkpoint, **kwargs)
+
+    monkeypatch.setattr(EntitySync, "_commit_batch", commit_and_tell)
+    monkeypatch.setattr(EntitySync, "_load_batch", first_batch_fails_once_the_second_committed)
+    with pytest.raises(RuntimeError, match="first batch fails"):
+        pair.run("patients", writers=2, batch_retries=0)
+    assert len(target_ids(pair, "patients")) == 7  # the second batch only, committed ahead of the first
+    saved = "SELECT count(*) FROM dbmig.migration_control WHERE entity = 'patients' AND cursor_id IS NOT NULL"
+    assert pair.dst(saved) == [(0,)]  # no cursor saved: the first batch never committed
+    assert_batches_atomic(pair, "patients")
+
+    monkeypatch.undo()
+    again = pair.run("patients", run_id="run-2")
+    assert (again.read, again.written, again.unchanged) == (20, 13, 7)  # the early batch: skipped by hash
+    assert_target_matches_oracle(pair, ["offices", "doctors", "patients"])
+    assert pair.dst(saved)[0][0] >= 1
+
+
+def test_parallel_writers_end_exactly_like_one(pair):
+    seed_legacy(pair.source_url, scale=0.0003)
+    for name in ENTITY_NAMES:
+        pair.run(name, run_id="parallel", writers=3)
+    assert_target_matches_oracle(pair, list(ENTITY_NAMES))
+    for name in ENTITY_NAMES:
+        assert_batches_atomic(pair, name)
+    assert_no_duplicate_batches(pair)
+    numbers = pair.dst("SELECT batch_no FROM dbmig.audit_log WHERE operation = 'batch_committed'"
+                       " AND entity = 'orders' ORDER BY batch_no")
+    assert [n for (n,) in numbers] == list(range(1, len(numbers) + 1))
