@@ -109,6 +109,8 @@ class Suite:
         self.dlt_version: str | None = None
         #: full loads with one checkpoint at the end (measured beside the default ones)
         self.checkpoint_at_end: list[Sample] = []
+        #: full loads with DBMIG_WRITERS=1 (measured beside the default ones)
+        self.one_writer: list[Sample] = []
 
     @property
     def total_rows(self) -> int:
@@ -159,6 +161,8 @@ class Suite:
         variants: list[tuple[str, dict[str, str] | None]] = [("full load", None)]
         if self.has_checkpoint_knob:
             variants.append(("full load, one checkpoint", {"DBMIG_CHECKPOINT_EVERY": str(10 ** 9)}))
+        if self.has_writers_knob:
+            variants.append(("full load, one writer", {"DBMIG_WRITERS": "1"}))
         measured: dict[str, list[Sample]] = {label: [] for label, _ in variants}
         for i in range(self.args.repeat):
             for label, extra_env in (variants if i % 2 == 0 else variants[::-1]):
@@ -170,6 +174,7 @@ class Suite:
         self.bench.vacuum_analyze(TARGET_DB)
         samples = measured["full load"]
         self.checkpoint_at_end = measured.get("full load, one checkpoint", [])
+        self.one_writer = measured.get("full load, one writer", [])
         for sample in samples:
             for entity in sample.data["entities"]:
                 self.entity_durations[entity["entity"]].append(float(entity["metadata"].get("duration_seconds", 0)))
@@ -267,10 +272,12 @@ class Suite:
         to_move = sum(r["new"] + r["changed"] for r in diff[-1].data)
         scanned = sum(r["rows_scanned"] for r in diff[-1].data)
         written = sum(e["metadata"].get("rows_written", 0) for e in sync[-1].data["entities"])
+        engine = Spread.of([sum(e["metadata"].get("duration_seconds", 0) for e in s.data["entities"]) for s in sync])
         self.add(Row("diff", f"Differential detection alone after {n:,} changes (`dbmig diff`)", diff, rows=n,
                      note=f"scanned {scanned:,}, to move {to_move:,}"))
         self.add(Row("sync", f"Differential detection + load after {n:,} changes (`dbmig migrate`)", sync, rows=n,
-                     note=f"written {written:,}"))
+                     note=f"written {written:,}; engine alone {engine.median:.2f} s (the rest: the floor of every "
+                          "sync, see the row above)"))
         self.add(Row("plain_delta", "Limit (c): plain delta (keyset read + COPY + upsert)", delta, rows=n,
                      compare_to="sync", note=f"written {delta[-1].data:,}"))
         label = "dlt incremental after the same changes"
@@ -289,6 +296,22 @@ class Suite:
     @property
     def has_checkpoint_knob(self) -> bool:
         return "checkpoint_every" in {f.name for f in dataclasses.fields(Settings)}
+
+    @property
+    def has_writers_knob(self) -> bool:
+        return "writers" in {f.name for f in dataclasses.fields(Settings)}
+
+    def parallel_writers(self) -> None:
+        """The default (parallel writers) against one writer, both measured in `full_load`."""
+        if not self.one_writer:
+            return
+        full = next(r for r in self.rows if r.key == "full")
+        default = next(f.default for f in dataclasses.fields(Settings) if f.name == "writers")
+        one = Spread.of([s.seconds for s in self.one_writer])
+        self.add(Row("one_writer", "One writer (`DBMIG_WRITERS=1`): the gain of parallel writes on these cores",
+                     self.one_writer, rows=self.total_rows, compare_to="full",
+                     note=f"{default} writers (the default) take {full.seconds().median / one.median:.2f}× "
+                          "the time of one"))
 
     def checkpoints(self) -> None:
         """Per-batch checkpoints against one at the end (both measured in `full_load`)."""
@@ -330,6 +353,7 @@ class Suite:
         self.differential()
         self.silent_baseline()
         self.checkpoints()
+        self.parallel_writers()
         if args.scales and args.scale in args.scales:
             full = next(r for r in self.rows if r.key == "full")
             idle = next(r for r in self.rows if r.key == "idle")
@@ -370,8 +394,11 @@ class Suite:
             "of silent changes (no `updated_at` bump), which only the hashes can find."),
             ("Checkpoint overhead: the full load with a checkpoint (cursor, counters, batch audit row) with every "
             "batch (the default) against one at the end (`DBMIG_CHECKPOINT_EVERY` very large; rows, hashes and "
-            "errors still commit batch by batch), each into a fresh target, the two interleaved repeat by repeat "
-            "(alternating which goes first)."),
+            "errors still commit batch by batch), each into a fresh target, interleaved repeat by repeat with the "
+            "default load (alternating the order)."),
+            ("Parallel writers: the same full load with `DBMIG_WRITERS=1` (one batch written at a time) against "
+            "the default (two batches of an entity written at once, each on its own connection, while the next "
+            "is read), interleaved with the others."),
             ("Limit (a), raw COPY pipe: `COPY (SELECT <the columns the mapping reads> FROM t) TO STDOUT` piped "
             "(os.pipe, 64 KiB writes, psycopg2 `copy_expert`, a producer thread) into `COPY scratch.t FROM STDIN`; "
             "scratch = unlogged copies of the legacy tables (columns and types, no index), truncated before each "
