@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import pandas as pd
 import pyarrow as pa
@@ -22,6 +23,12 @@ BASE_COLUMNS = (TargetColumn("legacy_id", "bigint"), TargetColumn("created_at", 
                 TargetColumn("source_updated_at", "timestamptz"))
 _INTEGER_TYPES = {"bigint", "integer", "smallint", "int"}
 _CSV_OPTIONS = pa_csv.WriteOptions(include_header=False, quoting_style="all_valid")
+
+# Arrow's default allocator (mimalloc) keeps what it freed for reuse: ~40 MiB more peak memory per
+# process for the batches' Arrow strings and CSV buffers. The C library's allocator gives it back.
+# ARROW_DEFAULT_MEMORY_POOL, when set, still decides.
+if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+    pa.set_memory_pool(pa.system_memory_pool())
 
 
 #: The source row's content hash, for the ledger rows the upsert writes (engine/load.py).

@@ -108,6 +108,14 @@ class _Prepared:
     #: result.rows with their hashes, as the CSV the staging table's COPY reads
     stage_csv: bytes
 
+    def slim(self, sync: "EntitySync") -> "_Prepared":
+        """Only what the write needs once the CSV is made: a batch waiting for or in a writer must
+        not hold the source's and the transform's Python objects (peak memory)."""
+        spec = sync.spec
+        keep = ["legacy_id", *(p.staging_column for p in spec.parents), *spec.unique_keys]
+        return replace(self, changed=sync.slim(self.changed),
+                       result=replace(self.result, rows=self.result.rows[keep].copy()))
+
 
 @dataclass(frozen=True)
 class _Checkpoint:
@@ -143,7 +151,7 @@ class _BatchReader:
         self.batches += 1
         prepared = sync.retry.run(lambda: self._prepare(frame), renew=self._renew_dest,
                                   ref=replace(ref, legacy_ids=id_span(frame["id"]), step=LEDGER_READ))
-        return horizon, frame, prepared
+        return horizon, sync.slim(frame), prepared.slim(sync)
 
     def _fetch(self, window: Window, position: Position | None) -> tuple[datetime, pd.DataFrame]:
         with self.src.cursor() as cur:
@@ -464,6 +472,11 @@ class EntitySync:
                        id_span(frame["id"]), DESTINATION_WRITE)
         return self.retry.run(load, renew=self._renew_for_write, ref=ref)
 
+    def slim(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The columns of a source batch the write needs after its transform (ids, cursors, hashes);
+        `_load_batch` reads the rest again should it have to transform the batch anew."""
+        return frame[["id", self.spec.cursor_column, HASH_COLUMN]].copy()
+
     def prepare(self, cur, frame: pd.DataFrame, extra: pd.DataFrame, force: bool) -> "_Prepared":
         """Compare hashes with the ledger (`cur`: any destination cursor) and transform what changed."""
         spec = self.spec
@@ -491,7 +504,7 @@ class EntitySync:
         outcome = _BatchOutcome()
         with self.dst.cursor() as cur:
             if prepared is None or len(extra):
-                prepared = self.prepare(cur, frame, extra, force)
+                prepared = self.prepare(cur, self._whole(frame), extra, force)
             changed, result, seen_before = prepared.changed, prepared.result, prepared.seen_before
             outcome.unchanged = prepared.unchanged
             columns = staging_columns(spec)
@@ -531,6 +544,16 @@ class EntitySync:
                                   "quarantined": len(result.rejects), "gone": len(resolve_gone or [])})
         self.dst.commit()
         return outcome
+
+    def _whole(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """`frame` with every source column: a slimmed scan batch is read again by id (its current
+        versions: a row changed since is the newer version, which the no-regression guard allows)."""
+        if set(self.spec.source_columns) <= set(frame.columns):
+            return frame
+        with self.src.cursor() as scur:
+            whole = fetch_by_ids(scur, self.spec, [int(i) for i in frame["id"]])
+        self.src.commit()
+        return whole
 
     def _upsert(self, cur, rows: pd.DataFrame, changed: pd.DataFrame, extra: pd.DataFrame, *,
                 allow_restage: bool, reason: str) -> list[int]:
