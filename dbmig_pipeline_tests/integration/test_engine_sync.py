@@ -306,6 +306,23 @@ def test_order_number_collision_stops_orders_until_fixed_then_resumes_without_cl
     assert pair.dst("SELECT DISTINCT status FROM dbmig.migration_control WHERE entity = 'orders'") == [("succeeded",)]
 
 
+@pytest.mark.parametrize("writers", [1, 2])
+def test_a_number_handed_over_between_two_orders_is_loaded_with_the_order_that_gave_it_up(pair, writers):
+    """Order 1 takes o-2 while order 2 moves on to o-3, in separate batches: the batch of order 1 meets
+    o-2 still held in the target, reads order 2 again from the source and writes both, giver first."""
+    base_rows(pair, patients=3, orders=3)
+    pair.run_all(mode=FULL)
+    # order 2 gives o-2 up first, but with the later timestamp: order 1's batch comes first
+    pair.src("UPDATE orders SET order_no = 'o-3b', updated_at = now() + interval '1 second' WHERE id = 2")
+    pair.src("UPDATE orders SET order_no = 'o-2', updated_at = now() WHERE id = 1")
+    synced = pair.run("orders", mode=DIFFERENTIAL, run_id="run-2", batch_size=1, writers=writers)
+    assert synced.written >= 2
+    numbers = dict(pair.dst("SELECT legacy_id, order_number FROM app.orders ORDER BY legacy_id"))
+    assert numbers == {1: "O-2", 2: "O-3B", 3: "O-3"}
+    assert open_errors(pair, "orders") == {}
+    assert_target_matches_oracle(pair, ["orders"])
+
+
 def assert_failing_batch_not_written(pair, halted: int, batch_size: int = 7):
     """The batch after the last committed cursor, which holds the halting row, left nothing in the target."""
     cursor = pair.dst("SELECT cursor_updated_at, cursor_id FROM dbmig.migration_control WHERE entity = 'orders'"
