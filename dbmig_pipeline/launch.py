@@ -7,6 +7,8 @@ the UI), executed in this process so that progress shows in the terminal.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -65,6 +67,19 @@ def resolve_keys(databases: Databases, entities: list[str], *, partition: str | 
     return union_pending_keys(databases.dest, entities, all_keys, lookback)
 
 
+@contextmanager
+def _cli_instance() -> Iterator[dg.DagsterInstance]:
+    """The Dagster instance of a run launched from the command line, holding its storage connections.
+
+    dagster-postgres opens a new connection for every event it stores
+    (~490 per `dbmig migrate`, ~0.6 s); the webserver's optimisation keeps a
+    small pool instead, which suits one short-lived process as well.
+    """
+    with dg.DagsterInstance.get() as instance:
+        instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=10)
+        yield instance
+
+
 def run_migration(databases: Databases, *, entities: list[str] | None = None, partition: str | None = None,
                   date_from: date | None = None, date_to: date | None = None, full: bool = False,
                   progress: bool = True) -> MigrationOutcome:
@@ -86,7 +101,7 @@ def run_migration(databases: Databases, *, entities: list[str] | None = None, pa
         tags[PROGRESS_TAG] = "bar"
     subset = None if set(entities) == set(ENTITY_NAMES) else entities
     job = build_definitions(databases.settings, entities=subset).resolve_job_def(MIGRATION_JOB)
-    with dg.DagsterInstance.get() as instance:
+    with _cli_instance() as instance:
         result = job.execute_in_process(
             instance=instance,
             tags=tags,
@@ -140,7 +155,7 @@ def run_reconciliation(databases: Databases, *, entities: list[str] | None = Non
         "ops": {RECONCILE_ASSET: {"config": {"entities": entities, "force_deletes": force_deletes}}},
     }
     job = build_definitions(databases.settings).resolve_job_def(RECONCILE_JOB)
-    with dg.DagsterInstance.get() as instance:
+    with _cli_instance() as instance:
         result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False,
                                         tags={OPERATOR_TAG: current_operator(), "dbmig/launched_by": "cli"})
     summaries: dict = {}

@@ -297,11 +297,13 @@ def audit(
     level: str = "summary",
     details: dict | None = None,
 ) -> None:
+    # A batch whose COMMIT was acknowledged to nobody (the connection dropped) but happened is applied
+    # again by its retry: its audit row is already there, and stays the only one.
+    once = (" ON CONFLICT (run_id, entity, batch_no) WHERE operation = 'batch_committed' DO NOTHING"
+            if operation == "batch_committed" else "")
     cur.execute(
-        """
-        INSERT INTO dbmig.audit_log (operation, level, entity, partition_key, run_id, batch_no, operator, details)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-        """,
+        "INSERT INTO dbmig.audit_log (operation, level, entity, partition_key, run_id, batch_no, operator, details)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)" + once,
         (operation, level, entity, partition_key, run_id, batch_no, operator, json.dumps(details or {}, default=str)),
     )
 

@@ -19,7 +19,7 @@ from dbmig_pipeline.demo.seed import seed_legacy
 from dbmig_pipeline.engine.errors import BatchFailed, is_technical
 from dbmig_pipeline.engine.partitions import partitions_for
 from dbmig_pipeline.engine.progress import ProgressEvent
-from dbmig_pipeline.engine.sync import FULL, RunInfo, SyncStats, sync_entity
+from dbmig_pipeline.engine.sync import FULL, EntitySync, RunInfo, SyncStats, sync_entity
 from dbmig_pipeline.settings import Settings
 from dbmig_pipeline_tests.integration.engine_helpers import (
     SPECS,
@@ -92,6 +92,46 @@ def test_a_connection_dropped_mid_run_is_retried_in_the_batch_and_the_target_is_
     assert all(r["failed_attempts"] >= 1 and r["error"] for r in retried)
     assert_target_matches_oracle(pair, LOADED)
     assert_batches_atomic(pair, "patients")
+    assert_no_duplicate_batches(pair)
+
+
+class _AcknowledgementLost:
+    """A connection whose COMMIT happens on the server but whose answer never arrives (a dropped
+    connection at the worst moment): the batch is in, and the client cannot know it."""
+
+    def __init__(self, conn):
+        self._conn = conn
+
+    def commit(self) -> None:
+        self._conn.commit()
+        raise psycopg2.OperationalError("server closed the connection unexpectedly")
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+@pytest.mark.parametrize("writers", [1, 2])
+def test_a_batch_whose_commit_was_not_acknowledged_is_applied_again_exactly_once(pair, pooled, monkeypatch, writers):
+    for entity in PARENTS_OF_PATIENTS:
+        run(pooled, entity)
+    commit_batch = EntitySync._commit_batch
+    lost: list[int] = []
+
+    def lose_the_third_acknowledgement(self, cur, checkpoint, progress):
+        if checkpoint.seq == 2 and not lost:
+            lost.append(checkpoint.seq)
+            self.dst = _AcknowledgementLost(self.dst)
+        return commit_batch(self, cur, checkpoint, progress)
+
+    monkeypatch.setattr(EntitySync, "_commit_batch", lose_the_third_acknowledgement)
+    stats = sync_entity(pooled.source, pooled.dest, SPECS["patients"], SPECS, partitions_for(pair.keys, pair.keys),
+                        pair.keys, RunInfo("run-ops", "pytest", mode=FULL, batch_size=50, writers=writers))
+
+    assert lost == [2]
+    assert stats.read == pair.src("SELECT count(*) FROM public.patients")[0][0]
+    assert [r["step"] for r in retried_batches(pair, "patients")] == ["destination write"]
+    assert_target_matches_oracle(pair, LOADED)
+    assert_batches_atomic(pair, "patients")  # one audit row for the batch applied twice
     assert_no_duplicate_batches(pair)
 
 
