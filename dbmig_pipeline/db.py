@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from dbmig_pipeline.demo.embedded import EmbeddedServer, ensure_server
 from dbmig_pipeline.settings import Settings, SideSettings, mask_url
@@ -101,7 +101,7 @@ def check_connection(engine: Engine, side: SideSettings, settings: Settings) -> 
     retrying = Retrying(
         stop=stop_after_attempt(settings.connect_retries + 1),
         wait=wait_exponential_jitter(multiplier=0.5, max=5, jitter=0.5),
-        retry=retry_if_exception_type(DBAPIError),
+        retry=retry_if_exception(lambda exc: isinstance(exc, DBAPIError) and not _is_permanent(exc)),
         reraise=True,
     )
     try:
@@ -111,10 +111,22 @@ def check_connection(engine: Engine, side: SideSettings, settings: Settings) -> 
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         where = side.env_name if side.url else f"the embedded database (set {side.env_name} to use your own)"
+        attempts = retrying.statistics.get("attempt_number", settings.connect_retries + 1)
         raise DatabaseUnavailable(
             f"cannot connect to {where} at {mask_url(engine.url)} after "
-            f"{settings.connect_retries + 1} attempts: {_redact(reason, engine)}{_tls_hint(reason, side)}"
+            f"{attempts} attempt{'s' if attempts != 1 else ''}: {_redact(reason, engine)}{_tls_hint(reason, side)}"
         ) from None
+
+
+#: Connection failures that no retry can fix (credentials, names, certificates): reported at once.
+_PERMANENT = ("password authentication failed", "no password supplied", "does not exist",
+              "no pg_hba.conf entry", "certificate verify failed", "does not match host name",
+              "root certificate file", "does not support SSL")
+
+
+def _is_permanent(exc: DBAPIError) -> bool:
+    text = str(exc.orig or exc)
+    return any(marker in text for marker in _PERMANENT)
 
 
 def _tls_hint(reason: str, side: SideSettings) -> str:

@@ -5,6 +5,7 @@ import sys
 import time
 
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 
 def run_dbmig(*args, env, timeout=120):
@@ -33,6 +34,23 @@ def test_unreachable_source_fails_fast_naming_the_variable_without_the_password(
     assert "DBMIG_SOURCE_URL" in result.stderr
     assert "migrator:***@127.0.0.1:1/legacy" in result.stderr
     assert "TopSecret99" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_a_database_that_does_not_exist_is_reported_at_once_not_retried(tmp_path, make_database):
+    """No retry can create a database, a role or a certificate: such failures are not retried."""
+    dest = make_database("dest")
+    missing = make_url(dest).set(database="no_such_database").render_as_string(hide_password=False)
+    result = run_dbmig("config", env={
+        "DBMIG_HOME": str(tmp_path),
+        "DBMIG_SOURCE_URL": missing,
+        "DBMIG_DEST_URL": dest,
+        "DAGSTER_PG_URL": make_database("dagster"),
+        "DBMIG_CONNECT_RETRIES": "3",
+    })
+    assert result.returncode == 2
+    assert "DBMIG_SOURCE_URL" in result.stderr and 'database "no_such_database" does not exist' in result.stderr
+    assert "after 1 attempt:" in result.stderr
     assert "Traceback" not in result.stderr
 
 
