@@ -183,7 +183,7 @@ def raw_copy(bench: Bench) -> int:
 
 def reset_plain_target(bench: Bench) -> None:
     """A fresh `app` in bench_plain, from the contract's DDL, autovacuum off (it would run into the
-    next measurement; `analyze_plain_target` gives (c) the statistics instead). Untimed."""
+    next measurement; `Bench.vacuum_analyze(PLAIN_DB)` gives (c) the statistics instead). Untimed."""
     ddl = resources.files("dbmig_pipeline").joinpath("sql", "target_schema.sql").read_text(encoding="utf-8")
     conn = bench.connect(PLAIN_DB)
     try:
@@ -193,16 +193,6 @@ def reset_plain_target(bench: Bench) -> None:
             for spec in ENTITIES:
                 cur.execute(sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = false)").format(
                     sql.Identifier(spec.target_schema, spec.target_table)))
-    finally:
-        conn.close()
-
-
-def analyze_plain_target(bench: Bench) -> None:
-    """VACUUM ANALYZE the loaded `app` of (b), as autovacuum would within minutes. Untimed."""
-    conn = bench.connect(PLAIN_DB)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("VACUUM ANALYZE")
     finally:
         conn.close()
 

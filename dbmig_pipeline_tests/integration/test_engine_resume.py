@@ -110,7 +110,8 @@ class TechnicalFailure(Exception):
     pass
 
 
-def test_a_step_retried_in_the_same_run_goes_on_and_numbers_its_batches_after_the_failed_attempt(pair):
+def _twenty_patients(pair) -> None:
+    """An office, a doctor (both loaded) and twenty patients at distinct hours (not yet loaded)."""
     old = datetime(2019, 3, 1, tzinfo=UTC)
     insert(pair, "offices", [{"created_at": old, "updated_at": old, "name": "Office", "is_active": True}])
     insert(pair, "doctors", [{"created_at": old, "updated_at": old, "office_id": 1, "first_name": "Dana",
@@ -119,6 +120,10 @@ def test_a_step_retried_in_the_same_run_goes_on_and_numbers_its_batches_after_th
                                "first_name": "Pat", "last_name": f"P{i}", "status": 1} for i in range(20)])
     pair.run("offices")
     pair.run("doctors")
+
+
+def test_a_step_retried_in_the_same_run_goes_on_and_numbers_its_batches_after_the_failed_attempt(pair):
+    _twenty_patients(pair)
 
     def fail_after_two(event):
         if event.batch_no == 2:
@@ -155,17 +160,6 @@ def test_checkpoints_every_n_batches_still_end_exact(pair):
 
 
 # --- parallel writers ---------------------------------------------------------------------
-
-def _twenty_patients(pair) -> None:
-    old = datetime(2019, 3, 1, tzinfo=UTC)
-    insert(pair, "offices", [{"created_at": old, "updated_at": old, "name": "Office", "is_active": True}])
-    insert(pair, "doctors", [{"created_at": old, "updated_at": old, "office_id": 1, "first_name": "Dana",
-                              "last_name": "Doctor", "specialty": "GP", "is_active": True}])
-    insert(pair, "patients", [{"created_at": old, "updated_at": old.replace(hour=i), "doctor_id": 1,
-                               "first_name": "Pat", "last_name": f"P{i}", "status": 1} for i in range(20)])
-    pair.run("offices")
-    pair.run("doctors")
-
 
 def test_a_batch_committed_ahead_of_a_failing_older_one_never_moves_the_cursor_past_it(pair, monkeypatch):
     """Writers commit in any order; the saved cursor only covers batches that all committed, so the
