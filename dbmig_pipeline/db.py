@@ -60,7 +60,8 @@ def resolve_endpoints(settings: Settings) -> Endpoints:
 
 def create_db_engine(url: str, side: SideSettings, settings: Settings, *, read_only: bool, purpose: str) -> Engine:
     """A pooled engine with timeouts, TLS and session settings from `settings`."""
-    options = ["-c timezone=UTC"]
+    # ISO dates: what psycopg2 and the COPY reader (engine/copy_read.py) parse, whatever the server's default
+    options = ["-c timezone=UTC", "-c datestyle=ISO"]
     if read_only:
         # The source is never written to, whatever rights the role has.
         options.append("-c default_transaction_read_only=on")

@@ -13,6 +13,7 @@ from datetime import datetime
 import pandas as pd
 from psycopg2 import sql
 
+from dbmig_pipeline.engine import copy_read
 from dbmig_pipeline.engine.id_array import IdArray
 from dbmig_pipeline.entities.spec import EntitySpec
 
@@ -111,15 +112,24 @@ def to_frame(spec: EntitySpec, rows: list[tuple]) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows, columns=[*spec.source_columns, HASH_COLUMN])
 
 
-def fetch_batch(cur, spec: EntitySpec, window: Window, after: Position | None, limit: int) -> pd.DataFrame:
-    query, params = batch_query(spec, window, after, limit)
+def read_rows(cur, spec: EntitySpec, query: sql.Composable, params: dict) -> pd.DataFrame:
+    """The rows of `query` by COPY and Arrow (engine/copy_read.py), or row by row where that cannot read them exactly."""
+    types = copy_read.column_types(cur, query, params)
+    if types is not None:
+        frame = copy_read.read_frame(cur, query, params, types)
+        if frame is not None:
+            return frame
     cur.execute(query, params)
     return to_frame(spec, cur.fetchall())
 
 
+def fetch_batch(cur, spec: EntitySpec, window: Window, after: Position | None, limit: int) -> pd.DataFrame:
+    query, params = batch_query(spec, window, after, limit)
+    return read_rows(cur, spec, query, params)
+
+
 def fetch_by_ids(cur, spec: EntitySpec, ids: list[int]) -> pd.DataFrame:
-    cur.execute(rows_by_id_query(spec), {"ids": IdArray(ids)})
-    return to_frame(spec, cur.fetchall())
+    return read_rows(cur, spec, rows_by_id_query(spec), {"ids": IdArray(ids)})
 
 
 #: The newest instant before which every source row is committed and visible:
