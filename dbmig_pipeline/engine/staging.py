@@ -12,7 +12,9 @@ import json
 import os
 
 import pandas as pd
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pa_compute
 import pyarrow.csv as pa_csv
 from psycopg2 import sql
 
@@ -70,8 +72,15 @@ def _is_missing(value) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
 
-def _to_json(value) -> str | None:
-    return None if _is_missing(value) else _JSON(value)
+def _to_json(value) -> bytes | str | None:
+    """JSON text by orjson (about ten times faster), or by `json` where orjson refuses: integers beyond
+    64 bits, keys that are not strings."""
+    if _is_missing(value):
+        return None
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return _JSON(value)
 
 
 def _to_array(value) -> str | None:
@@ -87,8 +96,10 @@ def _text(values: pd.Series, encode) -> pa.Array:
 def _arrow(values: pd.Series, sql_type: str) -> pa.Array:
     """One column in the Arrow type whose CSV text PostgreSQL reads back as `sql_type`."""
     if sql_type == "timestamptz":
-        stamps = pd.to_datetime(values, utc=True)
-        return pa.array(stamps, from_pandas=True).cast(pa.timestamp("us", "UTC"))
+        # Arrow formats a zoned timestamp through the time zone database, value by value (5x slower):
+        # UTC wall time with an explicit offset reads back the same whatever the session's time zone.
+        stamps = pa.array(pd.to_datetime(values, utc=True), from_pandas=True).cast(pa.timestamp("us", "UTC"))
+        return pa_compute.binary_join_element_wise(stamps.cast(pa.timestamp("us")).cast(pa.string()), "+00", "")
     if sql_type == "jsonb":
         return _text(values, _to_json)
     if sql_type.endswith("[]"):
