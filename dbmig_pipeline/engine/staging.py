@@ -72,13 +72,13 @@ def _is_missing(value) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
 
-def _to_json(value) -> bytes | str | None:
+def _to_json(value) -> str | None:
     """JSON text by orjson (about ten times faster), or by `json` where orjson refuses: integers beyond
-    64 bits, keys that are not strings."""
+    64 bits, keys that are not strings. As str: Arrow built from orjson's bytes left ~20 MiB more peak RSS."""
     if _is_missing(value):
         return None
     try:
-        return orjson.dumps(value)
+        return orjson.dumps(value).decode()
     except TypeError:
         return _JSON(value)
 
