@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 
 import orjson
@@ -24,6 +25,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 from psycopg2 import sql
+
+log = logging.getLogger(__name__)
+_noted: set[str] = set()
+
+
+def _note_once(reason: str) -> None:
+    """Say once per process why pages are read row by row: same values, only slower."""
+    if reason not in _noted:
+        _noted.add(reason)
+        log.info("reading source rows row by row instead of by COPY: %s (same values, slower)", reason)
+
 
 _JSON_OIDS = frozenset({114, 3802})  # json, jsonb
 _NUMERIC_OID = 1700
@@ -58,6 +70,7 @@ def column_types(cur, query: sql.Composable, params: dict) -> dict[str, tuple[pa
     for column in cur.description:
         arrow = _arrow_type(column)
         if arrow is None:
+            _note_once(f"column {column.name!r} (type oid {column.type_code}) has no exact Arrow reading")
             return None
         types[column.name] = (arrow, column.type_code in _JSON_OIDS)
     return types
@@ -105,6 +118,8 @@ def read_frame(cur, query: sql.Composable, params: dict,
             ),
         )
     except pa.ArrowInvalid:
+        # Arrow's message quotes the value; values never reach the log (they may be personal data).
+        _note_once(f"Arrow could not parse a value of {', '.join(names)}")
         return None
     json_names = [name for name, (_, is_json) in types.items() if is_json]
     documents = {name: _json_column(table.column(name)) for name in json_names}

@@ -131,3 +131,15 @@ def test_every_entity_of_a_seeded_source_reads_the_same_either_way(pair):
                 assert_same(got, expected, spec.name)
     finally:
         conn.close()
+
+
+def test_the_fallback_is_logged_once_without_the_values(source, caplog):
+    caplog.set_level("INFO", logger="dbmig_pipeline.engine.copy_read")
+    with source.cursor() as cur:
+        cur.execute("CREATE TABLE secret (id int, born date)")
+        cur.execute("INSERT INTO secret VALUES (1, '0044-03-15 BC')")
+        for _ in range(2):
+            assert _copy_path(cur, sql.SQL("SELECT * FROM secret")) is None
+    said = [r.getMessage() for r in caplog.records if r.name == "dbmig_pipeline.engine.copy_read"]
+    assert len(said) == 1 and "row by row" in said[0] and "id, born" in said[0]
+    assert "0044" not in said[0]
