@@ -64,7 +64,11 @@ def _arrow_type(column) -> pa.DataType | None:
 
 
 def column_types(cur, query: sql.Composable, params: dict) -> dict[str, tuple[pa.DataType, bool]] | None:
-    """Per result column its Arrow type and whether it holds JSON; None if any column has no exact Arrow reading."""
+    """Per result column its Arrow type and whether it holds JSON; None if any column has no exact Arrow reading
+    (or the connection's text is not UTF-8, the one encoding Arrow reads)."""
+    if cur.connection.encoding != "UTF8":
+        _note_once(f"the client encoding is {cur.connection.encoding}, not UTF8")
+        return None
     cur.execute(sql.SQL("SELECT * FROM ({}) AS q LIMIT 0").format(query), params)
     types: dict[str, tuple[pa.DataType, bool]] = {}
     for column in cur.description:
@@ -98,8 +102,6 @@ def _json_column(array: pa.ChunkedArray) -> pd.Series:
 def read_frame(cur, query: sql.Composable, params: dict,
                types: dict[str, tuple[pa.DataType, bool]]) -> pd.DataFrame | None:
     """The rows of `query` as a DataFrame (see the module docstring); None when Arrow cannot parse the text."""
-    if cur.connection.encoding != "UTF8":
-        return None  # Arrow reads UTF-8 only
     buffer = io.BytesIO()
     inline = cur.mogrify(query, params).decode()
     cur.copy_expert(sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv)").format(sql.SQL(inline)), buffer, size=1 << 16)

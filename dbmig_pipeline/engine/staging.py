@@ -11,8 +11,8 @@ import io
 import json
 import os
 
-import pandas as pd
 import orjson
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pa_compute
 import pyarrow.csv as pa_csv
