@@ -78,6 +78,19 @@ def recorded_hashes(cur, entity: str, ids: Sequence[int]) -> dict[int, str]:
     return dict(cur.fetchall())
 
 
+def has_history(cur, entity: str) -> bool:
+    """Whether any row of `entity` has a ledger row, an open error or a warning."""
+    cur.execute(
+        """
+        SELECT EXISTS (SELECT 1 FROM dbmig.row_ledger WHERE entity = %(entity)s)
+            OR EXISTS (SELECT 1 FROM dbmig.row_errors WHERE entity = %(entity)s AND resolved_at IS NULL)
+            OR EXISTS (SELECT 1 FROM dbmig.row_warnings WHERE entity = %(entity)s)
+        """,
+        {"entity": entity},
+    )
+    return cur.fetchone()[0]
+
+
 def record_errors(cur, entity: str, errors: pd.DataFrame, run_id: str | None) -> None:
     """One open row per source row and cause; other causes of the same rows are resolved."""
     if errors.empty:

@@ -104,9 +104,13 @@ class _Prepared:
     changed: pd.DataFrame
     result: TransformResult
     unchanged: int
+    #: ids the ledger knew (None: unknown, as for a forced batch)
     seen_before: set[int] | None
     #: result.rows with their hashes, as the CSV the staging table's COPY reads
     stage_csv: bytes
+    #: ids read for the first time by a pass of an entity with no history (`EntitySync.first_reads_before`):
+    #: they have no ledger row, error or warning, so none was looked up and none is resolved
+    first_reads: frozenset[int] = frozenset()
 
     def slim(self, sync: "EntitySync") -> "_Prepared":
         """Only what the write needs once the CSV is made: a batch waiting for or in a writer must
@@ -208,6 +212,12 @@ class EntitySync:
         self.stage = f"stage_{spec.name}"
         #: batches committed for this entity by earlier attempts of the same run
         self.batch_offset = 0
+        #: set when the pass starts on an entity with no history (no ledger row, open error or warning):
+        #: a row whose cursor is older than this (the source's safe horizon at the pass start) was
+        #: committed before the pass began, so the pass reads it once and finds nothing of it to look
+        #: up. A row changed while the pass runs has a newer cursor and is looked up as usual
+        #: (a pass may read it twice). None: every row is looked up.
+        self.first_reads_before: datetime | None = None
         #: partition progress of the batches committed since the last saved checkpoint
         self._pending_progress: dict[str, bk.PartitionProgress] = {}
         self._pending_batches = 0
@@ -286,6 +296,7 @@ class EntitySync:
                 with self.dst.cursor() as cur:
                     bk.reset_cursors(cur, self.spec.name, self.keys)
                 self.dst.commit()
+            self.first_reads_before = self._first_read_horizon()
             self._scan(position)
         except IntegrityHalt as exc:
             self._fail("failed", str(exc), exc.legacy_ids)
@@ -359,6 +370,29 @@ class EntitySync:
                     raise
         finally:
             reader.close()
+
+    def _first_read_horizon(self) -> datetime | None:
+        """See `first_reads_before`: the source's safe horizon now if the entity has no history yet."""
+        with self.dst.cursor() as cur:
+            fresh = not bk.has_history(cur, self.spec.name)
+        self.dst.commit()
+        if not fresh:
+            return None
+        with self.src.cursor() as cur:
+            horizon = safe_horizon(cur)
+        self.src.commit()
+        return horizon
+
+    def _first_reads(self, frame: pd.DataFrame) -> pd.Series:
+        """Which rows of a scan batch are first reads (see `first_reads_before`); NULL cursors never are."""
+        if self.first_reads_before is None or frame.empty:
+            return pd.Series(False, index=frame.index)
+        cursor = frame[self.spec.cursor_column]
+        try:
+            older = cursor < pd.Timestamp(self.first_reads_before)
+        except TypeError:  # a cursor type that does not compare with the horizon: look every row up
+            return pd.Series(False, index=frame.index)
+        return older.fillna(False).astype(bool) & cursor.notna()
 
     def _settle(self, writing: "deque[tuple[Future, int]]", keep: int, meter: ProgressMeter) -> None:
         """Wait for the oldest writes until at most `keep` are in flight; a failed one raises."""
@@ -480,11 +514,16 @@ class EntitySync:
     def prepare(self, cur, frame: pd.DataFrame, extra: pd.DataFrame, force: bool) -> "_Prepared":
         """Compare hashes with the ledger (`cur`: any destination cursor) and transform what changed."""
         spec = self.spec
+        first_reads: frozenset[int] = frozenset()
         if force:
             changed, seen_before = frame, None  # unknown: clear old warnings of every written row
         else:
-            recorded = bk.recorded_hashes(cur, spec.name, list(frame["id"]))
-            seen_before = set(recorded)
+            first = self._first_reads(frame).to_numpy(dtype=bool)
+            if first.any():
+                first_reads = frozenset(int(i) for i in frame["id"].to_numpy()[first])
+            recorded = bk.recorded_hashes(cur, spec.name, list(frame["id"].to_numpy()[~first]))
+            # rows pulled in to settle a key collision were migrated before: their warnings are cleared
+            seen_before = set(recorded) | {int(i) for i in extra["id"]}
             same = frame["id"].map(recorded).astype(object) == frame[HASH_COLUMN].astype(str)
             changed = frame[~same.to_numpy(dtype=bool)]
         unchanged = len(frame) - len(changed)
@@ -495,7 +534,8 @@ class EntitySync:
             result = mask_result(result, spec, self.run.mask_key)
         hashes = pd.Series(changed[HASH_COLUMN].to_numpy(), index=changed["id"].to_numpy(dtype="int64"))
         staged = result.rows.assign(**{STAGE_HASH_COLUMN.name: result.rows["legacy_id"].map(hashes)})
-        return _Prepared(changed, result, unchanged, seen_before, encode_csv(staged, staging_columns(spec)))
+        return _Prepared(changed, result, unchanged, seen_before, encode_csv(staged, staging_columns(spec)),
+                         first_reads - {int(i) for i in extra["id"]})
 
     def _load_batch(self, frame: pd.DataFrame, extra: pd.DataFrame, *, checkpoint, force: bool,
                     resolve_gone: list[int] | None, allow_restage: bool, reason: str = "",
@@ -527,7 +567,7 @@ class EntitySync:
                 errors = pd.concat([errors, pd.DataFrame(
                     [(i, MISSING_PARENT, d) for i, d in parked], columns=["legacy_id", "category", "detail"])])
             bk.record_errors(cur, spec.name, errors, self.run.run_id)
-            bk.resolve_errors(cur, spec.name, written)
+            bk.resolve_errors(cur, spec.name, [i for i in written if i not in prepared.first_reads])
             if resolve_gone:
                 bk.resolve_errors(cur, spec.name, resolve_gone, [MISSING_PARENT, INTEGRITY])
             bk.record_warnings(cur, spec.name, result.warnings, written, self.run.run_id,

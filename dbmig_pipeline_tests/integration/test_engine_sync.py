@@ -20,6 +20,7 @@ from dbmig_pipeline_tests.integration.engine_helpers import (
     error_row,
     insert,
     open_errors,
+    oracle,
     pair_fixture,  # noqa: F401 (the `pair` fixture)
     target_ids,
     target_rows,
@@ -113,6 +114,41 @@ def base_rows(pair, *, patients: int, orders: int) -> None:
         {"created_at": OLD, "updated_at": OLD.replace(minute=i), "patient_id": i, "order_no": f"o-{i}",
          "status": "draft", "price": "10.00", "details": '{"arches": "upper"}'}
         for i in range(1, orders + 1)])
+
+
+def test_rows_changed_while_the_first_load_runs_end_with_the_errors_and_warnings_of_their_last_version(pair):
+    """A first load skips the ledger look-up of rows committed before it began; a row changed while it
+    runs is read a second time, and that read must still clear what its first version left behind."""
+    seed_legacy(pair.source_url, scale=SCALE)
+    for parent in ("offices", "doctors"):
+        pair.run(parent)
+    before = oracle(pair.source)["patients"]
+    contact = ("email", "phone_e164")
+    warned = min(i for i, c in before.warned if c in contact and i in before.loaded)  # a contact warning
+    quarantined = 10  # status 7: business_rule
+    clean = min(before.loaded - {i for i, _ in before.warned})
+    changed = (warned, quarantined, clean)
+    # read first: the oldest cursors of the window
+    pair.src("UPDATE patients SET updated_at = TIMESTAMPTZ '2020-01-01 00:00:01+00' + id * INTERVAL '1 ms' "
+             "WHERE id = ANY(:ids)", ids=list(changed))
+    fixed = []
+
+    def change_after_first_batch(event) -> None:
+        if not fixed:
+            fixed.append(True)
+            pair.src("UPDATE patients SET email = 'ok@example.com', phone = '555 010 0199', updated_at = now() "
+                     "WHERE id = :i", i=warned)
+            pair.src("UPDATE patients SET status = 1, updated_at = now() WHERE id = :i", i=quarantined)
+            pair.src("UPDATE patients SET email = 'no-at-sign', updated_at = now() WHERE id = :i", i=clean)
+
+    stats = pair.run("patients", on_progress=change_after_first_batch)
+
+    total = pair.src("SELECT count(*) FROM patients")[0][0]
+    assert stats.read == total + len(changed)  # each changed row was read twice in the pass
+    expected = assert_target_matches_oracle(pair, ["offices", "doctors", "patients"])
+    want = expected["patients"]
+    assert quarantined in want.loaded and ("patients", quarantined) not in open_errors(pair, "patients")
+    assert (clean, "email") in want.warned and not {(warned, c) for c in contact} & want.warned
 
 
 # --- 2. differential ------------------------------------------------------------
