@@ -45,13 +45,13 @@ def transform(batch: pd.DataFrame) -> TransformResult:
     arch_codes = common.trimmed(batch["arch"])
     verdicts.reject_empty({"arch": arch_codes})
     verdicts.reject(
-        ~arch_codes.isin(ARCHES), DATA_QUALITY, "arch " + common.shown(arch_codes) + " is not U or L"
+        ~arch_codes.isin(ARCHES), DATA_QUALITY, lambda caught: "arch " + common.shown(arch_codes[caught]) + " is not U or L"
     )
     teeth, first_invalid = parse_teeth(batch["teeth"])
     verdicts.reject(
         first_invalid.notna(),
         DATA_QUALITY,
-        "teeth token " + common.shown(first_invalid) + " is not an FDI tooth number",
+        lambda caught: "teeth token " + common.shown(first_invalid[caught]) + " is not an FDI tooth number",
     )
     return verdicts.result(
         SPEC,

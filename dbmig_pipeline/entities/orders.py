@@ -66,20 +66,21 @@ def transform(batch: pd.DataFrame) -> TransformResult:
     verdicts.reject(
         ~status.isin(STATUSES),
         DATA_QUALITY,
-        "status " + common.shown(status) + f" is not a known order status ({', '.join(STATUSES)})",
+        lambda caught: "status " + common.shown(status[caught]) + f" is not a known order status ({', '.join(STATUSES)})",
     )
     cents = price_cents(batch["price"])
-    verdicts.reject(cents < 0, BUSINESS_RULE, "price " + batch["price"].astype(str) + " is negative")
+    verdicts.reject(cents < 0, BUSINESS_RULE, lambda caught: "price " + batch["price"][caught].astype(str) + " is negative")
     aligner_count = batch["aligner_count"].astype("Int64")
     verdicts.reject(
-        aligner_count < 0, BUSINESS_RULE, "aligner_count " + aligner_count.astype(str) + " is negative"
+        aligner_count < 0, BUSINESS_RULE,
+        lambda caught: "aligner_count " + aligner_count[caught].astype(str) + " is negative",
     )
     arches_text = batch["details"].map(_arches_text)
     arches = common.trimmed(arches_text)
     verdicts.reject(
         arches.notna() & ~arches.isin(ARCHES),
         DATA_QUALITY,
-        "details.arches " + common.shown(arches_text) + f" is not one of {', '.join(ARCHES)}",
+        lambda caught: "details.arches " + common.shown(arches_text[caught]) + f" is not one of {', '.join(ARCHES)}",
     )
 
     return verdicts.result(

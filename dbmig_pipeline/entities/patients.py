@@ -27,8 +27,8 @@ def date_of_birth(batch: pd.DataFrame, verdicts: common.Verdicts) -> pd.Series:
     verdicts.warn(
         after_creation,
         "date_of_birth",
-        "birth_date " + births.astype(str) + " is after the row's creation date " + created_on.dt.strftime("%Y-%m-%d")
-        + " (UTC); stored as NULL",
+        lambda caught: "birth_date " + births[caught].astype(str) + " is after the row's creation date "
+        + created_on[caught].dt.strftime("%Y-%m-%d") + " (UTC); stored as NULL",
     )
     return births.where(~(sentinel | after_creation), None)
 
@@ -45,7 +45,7 @@ def transform(batch: pd.DataFrame) -> TransformResult:
     verdicts.reject(
         status.isna(),
         BUSINESS_RULE,
-        "status " + codes.astype(str) + f" is not a known patient status ({known})",
+        lambda caught: "status " + codes[caught].astype(str) + f" is not a known patient status ({known})",
     )
 
     email, phone = common.contacts(batch, verdicts)

@@ -25,7 +25,7 @@ def transform(batch: pd.DataFrame) -> TransformResult:
     verdicts.reject(
         severity.isna(),
         DATA_QUALITY,
-        "severity " + common.shown(severity_codes) + f" is not one of {', '.join(SEVERITIES)}",
+        lambda caught: "severity " + common.shown(severity_codes[caught]) + f" is not one of {', '.join(SEVERITIES)}",
     )
     # SQL NULL and JSON null both arrive as None; the target wants an object.
     context = batch["context"].map(lambda value: {} if value is None else value).astype(object)
