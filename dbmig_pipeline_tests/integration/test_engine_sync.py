@@ -151,6 +151,21 @@ def test_rows_changed_while_the_first_load_runs_end_with_the_errors_and_warnings
     assert (clean, "email") in want.warned and not {(warned, c) for c in contact} & want.warned
 
 
+def test_progress_counts_up_to_the_rows_of_the_pass_whose_total_is_counted_alongside(pair):
+    seed_legacy(pair.source_url, scale=SCALE)
+    for parent in ("offices", "doctors"):
+        pair.run(parent)
+    events = []
+    stats = pair.run("patients", on_progress=events.append)
+
+    total = pair.src("SELECT count(*) FROM patients")[0][0]
+    assert stats.read == total and len(events) == stats.batches > 1
+    done = [e.done for e in events]
+    assert done == sorted(set(done)) and done[-1] == total
+    assert all(e.total in (0, total) for e in events)  # 0: not counted yet
+    assert events[-1].total == total and f"{total:,} of {total:,} rows" in events[-1].describe()
+
+
 # --- 2. differential ------------------------------------------------------------
 
 def test_differential_run_moves_exactly_the_changed_rows_and_ties_across_batches(pair):
