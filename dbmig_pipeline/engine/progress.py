@@ -21,15 +21,14 @@ class ProgressEvent:
 
 
 class ProgressMeter:
-    def __init__(self, entity: str, total: int | None):
+    def __init__(self, entity: str, total: int):
         self.entity = entity
-        #: rows the pass expects; None or 0 while unknown (events then have no share and no ETA)
         self.total = total
         self.started = time.monotonic()
 
     def event(self, batch_no: int, done: int) -> ProgressEvent:
         elapsed = max(time.monotonic() - self.started, 1e-6)
         rate = done / elapsed
-        total = self.total or 0
-        eta = max(total - done, 0) / rate if rate > 0 and total else None
-        return ProgressEvent(self.entity, batch_no, done, total, rate, eta)
+        remaining = max(self.total - done, 0)
+        eta = remaining / rate if rate > 0 and self.total else None
+        return ProgressEvent(self.entity, batch_no, done, self.total, rate, eta)

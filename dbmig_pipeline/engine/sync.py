@@ -335,18 +335,18 @@ class EntitySync:
         overlaps both. The cursor is saved only over batches that all
         committed (`_commit_batch`)."""
         window = Window(self.partitions[0].start, self.partitions[-1].end)
-        meter = ProgressMeter(self.spec.name, None)
+        meter = ProgressMeter(self.spec.name, 0)
         reader = _BatchReader(self)
         writing: deque[tuple[Future, int]] = deque()
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dbmig-read-{self.spec.name}") as reads, \
                     ThreadPoolExecutor(max_workers=self.run.writers,
-                                       thread_name_prefix=f"dbmig-write-{self.spec.name}") as writes, \
-                    ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dbmig-count-{self.spec.name}") as counts:
-                # the progress total is counted while the first batch is read (a differential pass
-                # spends as long counting as reading its first batch)
-                counted = counts.submit(self._count, window, position)
+                                       thread_name_prefix=f"dbmig-write-{self.spec.name}") as writes:
                 pending = reads.submit(reader.read, window, position)
+                # the progress total is counted while the first batch is read (a differential pass spends
+                # as long counting as reading its first batch); here, not on a thread of its own: one
+                # more thread's malloc arena raised the peak RSS of a full load by 30 MiB
+                meter.total = self._count(window, position)
                 try:
                     while True:
                         horizon, frame, prepared = pending.result()
@@ -365,10 +365,7 @@ class EntitySync:
                         self.stats.batches += 1
                         writing.append((writes.submit(self._process, frame, checkpoint=checkpoint,
                                                       prepared=prepared), len(frame)))
-                        _take_total(meter, counted)
                         self._settle(writing, self.run.writers - 1, meter)
-                    wait([counted])  # the last batches' progress shows the total
-                    _take_total(meter, counted)
                     self._settle(writing, 0, meter)
                 except BaseException:
                     for future, _ in writing:  # let the writes in flight end before the failure is recorded
@@ -766,18 +763,6 @@ def release_transaction(conn) -> None:
         conn.rollback()
     except Exception:
         pass
-
-
-def _take_total(meter: ProgressMeter, counted: Future) -> None:
-    """The progress total once counted (None until then); a count that failed leaves it unknown (0),
-    said once: the scan meets the database's trouble itself."""
-    if meter.total is not None or not counted.done():
-        return
-    if counted.exception() is None:
-        meter.total = counted.result()
-    else:
-        meter.total = 0
-        log.warning("could not count the rows of %s for its progress: %s", meter.entity, counted.exception())
 
 
 def _merge_progress(into: dict[str, bk.PartitionProgress], batch: dict[str, bk.PartitionProgress]) -> None:
