@@ -1,7 +1,8 @@
 """Set-based load of one staged batch into the target table.
 
 Invariant: one INSERT … SELECT … ON CONFLICT per batch (with the ledger rows
-of what it wrote); parents are resolved by joining on their `legacy_id`, so a
+of what it wrote; a first load's batch of rows neither side can hold drops
+the ON CONFLICT); parents are resolved by joining on their `legacy_id`, so a
 child whose parent is not in the target is never written (it is parked
 instead), and a version older than the one in the target never overwrites it.
 """
@@ -120,7 +121,7 @@ def missing_parents(cur, spec: EntitySpec, rows: pd.DataFrame,
 
 
 def upsert(cur, spec: EntitySpec, stage: str, specs_by_name: dict[str, EntitySpec], *,
-           overwrite: bool = False) -> list[int]:
+           overwrite: bool = False, new_rows: bool = False) -> list[int]:
     """Insert or update the staged rows and record the written ones in the ledger as loaded;
     returns the legacy ids written.
 
@@ -131,6 +132,12 @@ def upsert(cur, spec: EntitySpec, stage: str, specs_by_name: dict[str, EntitySpe
     `overwrite` lifts the no-regression guard (of both): for repairs that
     read the source's current row by id, the source is the truth even when
     its timestamp went backwards (a row restored from a backup).
+
+    `new_rows` says that neither the target nor the ledger can hold any of
+    the staged rows (a first load's first reads): both are plain INSERTs,
+    without ON CONFLICT's speculative insertion (~7 % of the statement). A
+    row that is there after all raises UniqueViolation, as a natural-key
+    collision does; the caller then asks again without `new_rows`.
     """
     mapped = [c.name for c in spec.target_columns]
     insert_cols = ["legacy_id", "created_at", "source_updated_at", *[p.target_column for p in spec.parents], *mapped]
@@ -150,25 +157,31 @@ def upsert(cur, spec: EntitySpec, stage: str, specs_by_name: dict[str, EntitySpe
         sql.SQL("{col} = EXCLUDED.{col}").format(col=sql.Identifier(c)) for c in insert_cols if c != "legacy_id"
     ]
     updates += [sql.SQL("synced_at = now()"), sql.SQL("deleted_at = NULL")]
+    target_conflict = sql.SQL("") if new_rows else sql.SQL(
+        """
+            ON CONFLICT ({key}) DO UPDATE SET {updates}
+             WHERE %(overwrite)s OR t.source_updated_at IS NULL OR EXCLUDED.source_updated_at IS NULL
+                OR EXCLUDED.source_updated_at >= t.source_updated_at"""
+    ).format(key=sql.Identifier(spec.conflict_key), updates=sql.SQL(", ").join(updates))
+    ledger_conflict = sql.SQL("") if new_rows else sql.SQL(
+        """
+            ON CONFLICT (entity, legacy_id) DO UPDATE
+               SET row_hash = EXCLUDED.row_hash, source_updated_at = EXCLUDED.source_updated_at,
+                   outcome = EXCLUDED.outcome, recorded_at = now()
+             WHERE %(overwrite)s OR l.source_updated_at IS NULL OR EXCLUDED.source_updated_at IS NULL
+                OR EXCLUDED.source_updated_at >= l.source_updated_at"""
+    )
     query = sql.SQL(
         """
         WITH written AS (
             INSERT INTO {target} AS t ({cols})
-            SELECT {exprs} FROM {stage} s {joins}
-            ON CONFLICT ({key}) DO UPDATE SET {updates}
-             WHERE %(overwrite)s OR t.source_updated_at IS NULL OR EXCLUDED.source_updated_at IS NULL
-                OR EXCLUDED.source_updated_at >= t.source_updated_at
+            SELECT {exprs} FROM {stage} s {joins}{target_conflict}
             RETURNING t.legacy_id
         ), ledger AS (
             INSERT INTO dbmig.row_ledger AS l (entity, legacy_id, row_hash, source_updated_at, outcome)
             SELECT %(entity)s, s.legacy_id, s.row_hash, s.source_updated_at, 'loaded'
               FROM written w JOIN {stage} s ON s.legacy_id = w.legacy_id
-             ORDER BY s.legacy_id
-            ON CONFLICT (entity, legacy_id) DO UPDATE
-               SET row_hash = EXCLUDED.row_hash, source_updated_at = EXCLUDED.source_updated_at,
-                   outcome = EXCLUDED.outcome, recorded_at = now()
-             WHERE %(overwrite)s OR l.source_updated_at IS NULL OR EXCLUDED.source_updated_at IS NULL
-                OR EXCLUDED.source_updated_at >= l.source_updated_at
+             ORDER BY s.legacy_id{ledger_conflict}
         )
         SELECT legacy_id FROM written
         """
@@ -178,11 +191,16 @@ def upsert(cur, spec: EntitySpec, stage: str, specs_by_name: dict[str, EntitySpe
         exprs=sql.SQL(", ").join(select_exprs),
         stage=sql.Identifier(stage),
         joins=sql.SQL(" ").join(joins),
-        key=sql.Identifier(spec.conflict_key),
-        updates=sql.SQL(", ").join(updates),
+        target_conflict=target_conflict,
+        ledger_conflict=ledger_conflict,
     )
     cur.execute(query, {"overwrite": overwrite, "entity": spec.name})
     return [row[0] for row in cur.fetchall()]
+
+
+def target_is_empty(cur, spec: EntitySpec) -> bool:
+    cur.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(_target(spec)))
+    return cur.fetchone()[0]
 
 
 def soft_delete_rows(cur, spec: EntitySpec, legacy_ids: list[int]) -> int:

@@ -26,7 +26,8 @@ from sqlalchemy.engine import Engine
 from dbmig_pipeline.engine import bookkeeping as bk
 from dbmig_pipeline.engine.errors import IntegrityHalt
 from dbmig_pipeline.engine.extract import HASH_COLUMN, Position, Window, count_query, fetch_batch, fetch_by_ids, safe_horizon
-from dbmig_pipeline.engine.load import find_collisions, keys_held_in_target, missing_parents, soft_delete_rows, upsert
+from dbmig_pipeline.engine.load import (find_collisions, keys_held_in_target, missing_parents, soft_delete_rows,
+                                       target_is_empty, upsert)
 from dbmig_pipeline.engine.parked import ready_to_retry
 from dbmig_pipeline.engine.partitions import Partition, keys_of
 from dbmig_pipeline.engine.plan import resuming_partition, start_position
@@ -218,6 +219,9 @@ class EntitySync:
         #: up. A row changed while the pass runs has a newer cursor and is looked up as usual
         #: (a pass may read it twice). None: every row is looked up.
         self.first_reads_before: datetime | None = None
+        #: the target table held no row when such a pass began: a batch of first reads only is then
+        #: written with plain INSERTs (`load.upsert`'s `new_rows`)
+        self.target_was_empty = False
         #: partition progress of the batches committed since the last saved checkpoint
         self._pending_progress: dict[str, bk.PartitionProgress] = {}
         self._pending_batches = 0
@@ -296,7 +300,7 @@ class EntitySync:
                 with self.dst.cursor() as cur:
                     bk.reset_cursors(cur, self.spec.name, self.keys)
                 self.dst.commit()
-            self.first_reads_before = self._first_read_horizon()
+            self.first_reads_before, self.target_was_empty = self._first_reads_start()
             self._scan(position)
         except IntegrityHalt as exc:
             self._fail("failed", str(exc), exc.legacy_ids)
@@ -375,17 +379,19 @@ class EntitySync:
         finally:
             reader.close()
 
-    def _first_read_horizon(self) -> datetime | None:
-        """See `first_reads_before`: the source's safe horizon now if the entity has no history yet."""
+    def _first_reads_start(self) -> tuple[datetime | None, bool]:
+        """See `first_reads_before` and `target_was_empty`: the source's safe horizon now and whether
+        the target table is empty, if the entity has no history yet; (None, False) otherwise."""
         with self.dst.cursor() as cur:
             fresh = not bk.has_history(cur, self.spec.name)
+            empty = fresh and target_is_empty(cur, self.spec)
         self.dst.commit()
         if not fresh:
-            return None
+            return None, False
         with self.src.cursor() as cur:
             horizon = safe_horizon(cur)
         self.src.commit()
-        return horizon
+        return horizon, empty
 
     def _first_reads(self, frame: pd.DataFrame) -> pd.Series:
         """Which rows of a scan batch are first reads (see `first_reads_before`); NULL cursors never are."""
@@ -554,7 +560,9 @@ class EntitySync:
             columns = staging_columns(spec)
             create_staging(cur, self.stage, columns)
             copy_csv(cur, self.stage, prepared.stage_csv, columns)
-            written = self._upsert(cur, result.rows, changed, extra, allow_restage=allow_restage, reason=reason)
+            new_rows = self.target_was_empty and result.rows["legacy_id"].isin(prepared.first_reads).all()
+            written = self._upsert(cur, result.rows, changed, extra, allow_restage=allow_restage, reason=reason,
+                                   new_rows=bool(new_rows))
             staged_ids = result.rows["legacy_id"].astype("int64")
             left_out = result.rows[~staged_ids.isin(written).to_numpy()]
             parked = missing_parents(cur, spec, left_out, self.specs_by_name) if len(left_out) else []
@@ -600,13 +608,21 @@ class EntitySync:
         return whole
 
     def _upsert(self, cur, rows: pd.DataFrame, changed: pd.DataFrame, extra: pd.DataFrame, *,
-                allow_restage: bool, reason: str) -> list[int]:
+                allow_restage: bool, reason: str, new_rows: bool = False) -> list[int]:
         """The staged rows written (engine/load.py). Natural keys that two legacy rows would share
-        are looked up in the database only when the batch repeats one or the upsert fails on one."""
+        are looked up in the database only when the batch repeats one or the upsert fails on one.
+        `new_rows`: see `upsert`; a row that was there after all (a batch whose commit went
+        unacknowledged and is applied again, another pass of the entity) or a natural-key collision
+        sends the batch through the conflict-aware statement, which tells them apart."""
         spec = self.spec
         if any(rows[key].dropna().duplicated().any() for key in spec.unique_keys):
             self._collisions(cur, changed, extra, allow_restage)
         cur.execute("SAVEPOINT upsert")
+        if new_rows:
+            try:
+                return upsert(cur, spec, self.stage, self.specs_by_name, new_rows=True)
+            except psycopg2.errors.UniqueViolation:
+                cur.execute("ROLLBACK TO SAVEPOINT upsert")
         try:
             return upsert(cur, spec, self.stage, self.specs_by_name, overwrite=reason in OVERWRITING_REASONS)
         except psycopg2.errors.UniqueViolation as exc:

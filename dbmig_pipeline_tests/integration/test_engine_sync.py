@@ -166,6 +166,36 @@ def test_progress_counts_up_to_the_rows_of_the_pass_whose_total_is_counted_along
     assert events[-1].total == total and f"{total:,} of {total:,} rows" in events[-1].describe()
 
 
+def test_a_row_that_appears_in_the_target_while_the_first_load_runs_is_overwritten_not_a_collision(pair):
+    """A first load writes its first reads with plain INSERTs; a row that is in the target after all
+    (an unacknowledged commit applied again, another writer) sends the batch through the
+    conflict-aware upsert instead of halting the entity as a key collision."""
+    seed_legacy(pair.source_url, scale=SCALE)
+    for parent in ("offices", "doctors"):
+        pair.run(parent)
+    # every row committed well before the pass (none is re-read), so every batch takes the plain INSERTs
+    pair.src("UPDATE patients SET updated_at = TIMESTAMPTZ '2020-06-01' + id * INTERVAL '1 s' "
+             "WHERE updated_at > now() - INTERVAL '1 day'")
+    loaded = oracle(pair.source)["patients"].loaded
+    in_cursor_order = [i for (i,) in pair.src("SELECT id FROM patients ORDER BY updated_at, id") if i in loaded]
+    first, last = in_cursor_order[0], in_cursor_order[-1]
+    planted = []
+
+    def plant_the_last_row(event) -> None:
+        if not planted:  # batch 1 (with `first`) is committed; `last` is batches away
+            planted.append(True)
+            pair.dst("INSERT INTO app.patients SELECT (jsonb_populate_record(NULL::app.patients, to_jsonb(p) || "
+                     "jsonb_build_object('id', gen_random_uuid(), 'legacy_id', :last, "
+                     "'source_updated_at', '2000-01-01T00:00:00Z'))).* FROM app.patients p WHERE legacy_id = :first",
+                     first=first, last=last)
+
+    stats = pair.run("patients", on_progress=plant_the_last_row)
+
+    assert planted and stats.batches > 5
+    assert_target_matches_oracle(pair, ["offices", "doctors", "patients"])  # the source's version won
+    assert pair.dst("SELECT count(*) FROM app.patients WHERE legacy_id = :i", i=last) == [(1,)]
+
+
 # --- 2. differential ------------------------------------------------------------
 
 def test_differential_run_moves_exactly_the_changed_rows_and_ties_across_batches(pair):
