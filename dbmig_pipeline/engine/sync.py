@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 
+import numpy as np
 import pandas as pd
 import psycopg2.errors
 from sqlalchemy.engine import Engine
@@ -393,16 +394,18 @@ class EntitySync:
         self.src.commit()
         return horizon, empty
 
-    def _first_reads(self, frame: pd.DataFrame) -> pd.Series:
-        """Which rows of a scan batch are first reads (see `first_reads_before`); NULL cursors never are."""
+    def _first_reads(self, frame: pd.DataFrame) -> np.ndarray:
+        """Mask of the rows of a scan batch that are first reads (see `first_reads_before`); NULL cursors
+        never are."""
+        none = np.zeros(len(frame), dtype=bool)
         if self.first_reads_before is None or frame.empty:
-            return pd.Series(False, index=frame.index)
+            return none
         cursor = frame[self.spec.cursor_column]
         try:
             older = cursor < pd.Timestamp(self.first_reads_before)
         except TypeError:  # a cursor type that does not compare with the horizon: look every row up
-            return pd.Series(False, index=frame.index)
-        return older.fillna(False).astype(bool) & cursor.notna()
+            return none
+        return (older.fillna(False).astype(bool) & cursor.notna()).to_numpy(dtype=bool)
 
     def _settle(self, writing: "deque[tuple[Future, int]]", keep: int, meter: ProgressMeter) -> None:
         """Wait for the oldest writes until at most `keep` are in flight; a failed one raises."""
@@ -524,16 +527,18 @@ class EntitySync:
     def prepare(self, cur, frame: pd.DataFrame, extra: pd.DataFrame, force: bool) -> "_Prepared":
         """Compare hashes with the ledger (`cur`: any destination cursor) and transform what changed."""
         spec = self.spec
+        extra_ids = {int(i) for i in extra["id"]}
         first_reads: frozenset[int] = frozenset()
         if force:
             changed, seen_before = frame, None  # unknown: clear old warnings of every written row
         else:
-            first = self._first_reads(frame).to_numpy(dtype=bool)
-            if first.any():
-                first_reads = frozenset(int(i) for i in frame["id"].to_numpy()[first])
-            recorded = bk.recorded_hashes(cur, spec.name, list(frame["id"].to_numpy()[~first]))
-            # rows pulled in to settle a key collision were migrated before: their warnings are cleared
-            seen_before = set(recorded) | {int(i) for i in extra["id"]}
+            first = self._first_reads(frame)
+            ids = frame["id"].to_numpy()
+            # rows pulled in to settle a key collision were migrated before: never first reads
+            first_reads = frozenset(int(i) for i in ids[first]) - extra_ids
+            recorded = bk.recorded_hashes(cur, spec.name, list(ids[~first]))
+            # ... and their old warnings are cleared
+            seen_before = set(recorded) | extra_ids
             same = frame["id"].map(recorded).astype(object) == frame[HASH_COLUMN].astype(str)
             changed = frame[~same.to_numpy(dtype=bool)]
         unchanged = len(frame) - len(changed)
@@ -545,7 +550,7 @@ class EntitySync:
         hashes = pd.Series(changed[HASH_COLUMN].to_numpy(), index=changed["id"].to_numpy(dtype="int64"))
         staged = result.rows.assign(**{STAGE_HASH_COLUMN.name: result.rows["legacy_id"].map(hashes)})
         return _Prepared(changed, result, unchanged, seen_before, encode_csv(staged, staging_columns(spec)),
-                         first_reads - {int(i) for i in extra["id"]})
+                         first_reads)
 
     def _load_batch(self, frame: pd.DataFrame, extra: pd.DataFrame, *, checkpoint, force: bool,
                     resolve_gone: list[int] | None, allow_restage: bool, reason: str = "",
