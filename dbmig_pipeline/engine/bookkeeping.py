@@ -79,12 +79,21 @@ def recorded_hashes(cur, entity: str, ids: Sequence[int]) -> dict[int, str]:
 
 
 def has_history(cur, entity: str) -> bool:
-    """Whether any row of `entity` has a ledger row, an open error or a warning."""
+    """Whether any row of `entity` has a ledger row, an open error or a warning.
+
+    Each probe is ordered by its index: a bare EXISTS let the planner scan
+    the ledger from its start, through every row of the entities written
+    before this one (86 ms for orders at scale 1.0, the whole ledger for an
+    entity that has none), where the index answers in a few pages.
+    """
     cur.execute(
         """
-        SELECT EXISTS (SELECT 1 FROM dbmig.row_ledger WHERE entity = %(entity)s)
-            OR EXISTS (SELECT 1 FROM dbmig.row_errors WHERE entity = %(entity)s AND resolved_at IS NULL)
-            OR EXISTS (SELECT 1 FROM dbmig.row_warnings WHERE entity = %(entity)s)
+        SELECT EXISTS (SELECT 1 FROM dbmig.row_ledger WHERE entity = %(entity)s
+                        ORDER BY entity, legacy_id LIMIT 1)
+            OR EXISTS (SELECT 1 FROM dbmig.row_errors WHERE entity = %(entity)s AND resolved_at IS NULL
+                        ORDER BY entity, category, legacy_id LIMIT 1)
+            OR EXISTS (SELECT 1 FROM dbmig.row_warnings WHERE entity = %(entity)s
+                        ORDER BY entity, legacy_id, column_name LIMIT 1)
         """,
         {"entity": entity},
     )

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from dbmig_pipeline.demo.seed import seed_legacy
+from dbmig_pipeline.engine import bookkeeping as bk
 from dbmig_pipeline.engine.errors import IntegrityHalt
 from dbmig_pipeline.engine.parked import ready_to_retry
 from dbmig_pipeline.engine.sync import DIFFERENTIAL, FULL, SyncStats
@@ -194,6 +195,42 @@ def test_a_row_that_appears_in_the_target_while_the_first_load_runs_is_overwritt
     assert planted and stats.batches > 5
     assert_target_matches_oracle(pair, ["offices", "doctors", "patients"])  # the source's version won
     assert pair.dst("SELECT count(*) FROM app.patients WHERE legacy_id = :i", i=last) == [(1,)]
+
+
+
+def test_an_entity_has_history_with_a_ledger_row_an_open_error_or_a_warning_of_its_own(pair):
+    """What decides whether a pass may skip the ledger look-up of its first reads (decision 0006)."""
+    def history() -> bool:
+        conn = pair.dest.raw_connection()
+        try:
+            with conn.cursor() as cur:
+                return bk.has_history(cur, "patients")
+        finally:
+            conn.close()
+
+    # another entity's rows on both sides of 'patients' in every table, none of its own
+    for entity in ("doctors", "system_messages"):
+        pair.dst("INSERT INTO dbmig.row_ledger (entity, legacy_id, row_hash, outcome) "
+                 "VALUES (:e, 1, gen_random_uuid(), 'loaded')", e=entity)
+        pair.dst("INSERT INTO dbmig.row_errors (entity, legacy_id, category, detail) "
+                 "VALUES (:e, 1, 'data_quality', 'x')", e=entity)
+        pair.dst("INSERT INTO dbmig.row_warnings (entity, legacy_id, column_name, detail) "
+                 "VALUES (:e, 1, 'email', 'x')", e=entity)
+    pair.dst("INSERT INTO dbmig.row_errors (entity, legacy_id, category, detail, resolved_at) "
+             "VALUES ('patients', 2, 'data_quality', 'x', now())")
+    assert not history()  # a resolved error is no history
+
+    pair.dst("INSERT INTO dbmig.row_errors (entity, legacy_id, category, detail) "
+             "VALUES ('patients', 3, 'missing_parent', 'x')")
+    assert history()
+    pair.dst("UPDATE dbmig.row_errors SET resolved_at = now() WHERE entity = 'patients'")
+    pair.dst("INSERT INTO dbmig.row_warnings (entity, legacy_id, column_name, detail) "
+             "VALUES ('patients', 4, 'email', 'x')")
+    assert history()
+    pair.dst("DELETE FROM dbmig.row_warnings WHERE entity = 'patients'")
+    pair.dst("INSERT INTO dbmig.row_ledger (entity, legacy_id, row_hash, outcome) "
+             "VALUES ('patients', 5, gen_random_uuid(), 'parked')")
+    assert history()
 
 
 # --- 2. differential ------------------------------------------------------------
