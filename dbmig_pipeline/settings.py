@@ -303,9 +303,9 @@ class Settings:
 
     def _check_consistency(self) -> None:
         connections = self.pool_size + self.pool_max_overflow
-        if self.writers + 2 > connections:  # + the pass's own connection and the read-ahead's
+        if self.writers + 3 > connections:  # + the pass's own connection, the read-ahead's and the pass lock's
             raise ConfigError(
-                f"DBMIG_WRITERS={self.writers} needs {self.writers + 2} destination connections but the pool "
+                f"DBMIG_WRITERS={self.writers} needs {self.writers + 3} destination connections but the pool "
                 f"holds {connections} (DBMIG_POOL_SIZE {self.pool_size} + DBMIG_POOL_MAX_OVERFLOW "
                 f"{self.pool_max_overflow}): lower DBMIG_WRITERS or raise the pool")
         if self.is_production:

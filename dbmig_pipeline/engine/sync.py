@@ -30,6 +30,7 @@ from dbmig_pipeline.engine.extract import HASH_COLUMN, Position, Window, count_q
 from dbmig_pipeline.engine.load import (find_collisions, keys_held_in_target, missing_parents, soft_delete_rows,
                                        target_is_empty, upsert)
 from dbmig_pipeline.engine.parked import ready_to_retry
+from dbmig_pipeline.engine.pass_lock import entity_pass_lock
 from dbmig_pipeline.engine.partitions import Partition, keys_of
 from dbmig_pipeline.engine.plan import resuming_partition, start_position
 from dbmig_pipeline.engine.preflight import run_preflight
@@ -801,9 +802,11 @@ def _merge_progress(into: dict[str, bk.PartitionProgress], batch: dict[str, bk.P
 def sync_entity(source: Engine, dest: Engine, spec: EntitySpec, specs_by_name: dict[str, EntitySpec],
                 partitions: list[Partition], all_keys: list[str], run: RunInfo,
                 on_progress: Callable[[ProgressEvent], None] | None = None) -> SyncStats:
-    """Move what changed in `partitions` of `spec` from source to destination."""
-    sync = EntitySync(source, dest, spec, specs_by_name, partitions, all_keys, run, on_progress)
-    try:
-        return sync.run_pass()
-    finally:
-        sync.close()
+    """Move what changed in `partitions` of `spec` from source to destination; one pass of an
+    entity at a time (engine/pass_lock.py)."""
+    with entity_pass_lock(dest, spec.name):
+        sync = EntitySync(source, dest, spec, specs_by_name, partitions, all_keys, run, on_progress)
+        try:
+            return sync.run_pass()
+        finally:
+            sync.close()

@@ -67,6 +67,14 @@ def test_bad_values_fail_naming_the_variable(env, names):
         Settings.from_env(env)
 
 
+
+def test_writers_need_a_pool_with_room_for_them_and_the_pass_own_connections():
+    """Each writer, the pass, its read-ahead and its entity lock hold a destination connection."""
+    fits = {"DBMIG_WRITERS": "3", "DBMIG_POOL_SIZE": "4", "DBMIG_POOL_MAX_OVERFLOW": "2"}
+    assert Settings.from_env(fits).writers == 3
+    with pytest.raises(ConfigError, match=r"DBMIG_WRITERS=3 needs 6 .*\(DBMIG_POOL_SIZE 4 \+ DBMIG_POOL_MAX_OVERFLOW 1"):
+        Settings.from_env({**fits, "DBMIG_POOL_MAX_OVERFLOW": "1"})
+
 def test_error_about_a_url_never_shows_its_password():
     with pytest.raises(ConfigError) as info:
         Settings.from_env({"DBMIG_SOURCE_URL": "mysql://user:hunter2@host/db"})
