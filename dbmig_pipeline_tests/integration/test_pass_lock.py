@@ -1,11 +1,16 @@
 """One pass of an entity at a time (engine/pass_lock.py), whoever started the other one."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
+from dbmig_pipeline.db import create_db_engine
 from dbmig_pipeline.demo.seed import seed_legacy
 from dbmig_pipeline.engine.pass_lock import EntityBusy, entity_pass_lock
+from dbmig_pipeline.settings import Settings
 from dbmig_pipeline_tests.integration.engine_helpers import (
+    Pair,
     assert_target_matches_oracle,
     pair_fixture,  # noqa: F401 (the `pair` fixture)
 )
@@ -13,33 +18,46 @@ from dbmig_pipeline_tests.integration.engine_helpers import (
 SCALE = 0.0002
 
 
-def _written_about(pair, entity: str) -> list[int]:
+@pytest.fixture(name="pooled")
+def pooled_fixture(pair: Pair, tmp_path) -> Iterator[Pair]:
+    """The seeded `pair` through engines built as dbmig builds them: pooled, so a connection given
+    back keeps its session (and any lock it holds) for the next pass."""
+    seed_legacy(pair.source_url, scale=SCALE)
+    settings = Settings.from_env({"DBMIG_HOME": str(tmp_path), "DBMIG_SOURCE_URL": pair.source_url,
+                                  "DBMIG_DEST_URL": pair.dest_url})
+    source = create_db_engine(pair.source_url, settings.source, settings, read_only=True, purpose="source")
+    dest = create_db_engine(pair.dest_url, settings.dest, settings, read_only=False, purpose="dest")
+    yield Pair(pair.source_url, pair.dest_url, source, dest)
+    source.dispose()
+    dest.dispose()
+
+
+def _written_about(pair: Pair, entity: str) -> list[int]:
     """Rows a pass of `entity` writes anywhere: target, ledger, checkpoints, audit."""
     return [pair.dst(f"SELECT count(*) FROM {table} WHERE {where}", e=entity)[0][0] for table, where in (
         (f"app.{entity}", "true"), ("dbmig.row_ledger", "entity = :e"),
         ("dbmig.migration_control", "entity = :e"), ("dbmig.audit_log", "entity = :e"))]
 
 
-def test_a_second_pass_of_an_entity_stops_at_once_naming_the_first_and_writes_nothing(pair):
-    seed_legacy(pair.source_url, scale=SCALE)
-    with entity_pass_lock(pair.dest, "offices"):  # a pass of offices running elsewhere
+def test_a_second_pass_of_an_entity_stops_at_once_naming_the_first_and_writes_nothing(pair, pooled):
+    with entity_pass_lock(pooled.dest, "offices"):  # a pass of offices running elsewhere
         with pytest.raises(EntityBusy, match=r"^offices: another pass of this entity is running "
-                                             r"\(destination session pid \d+, .*\); this one stopped before writing"):
-            pair.run("offices")
-        assert _written_about(pair, "offices") == [0, 0, 0, 0]
-        assert pair.run("jaws").written > 0  # other entities go on
+                                             r"\(destination session pid \d+, application 'dbmig-dest', .*\); "
+                                             r"this one stopped before writing anything"):
+            pooled.run("offices")
+        assert _written_about(pooled, "offices") == [0, 0, 0, 0]
+        assert pooled.run("jaws").written > 0  # other entities go on
 
-    pair.run("offices")  # the first pass ended: the lock went with it
-    assert_target_matches_oracle(pair, ["offices"])
+    pooled.run("offices")  # the first pass ended: its lock went with it
+    assert_target_matches_oracle(pair, ["offices"])  # the oracle writes temp functions
 
 
-def test_a_pass_that_fails_leaves_no_lock_behind(pair):
-    seed_legacy(pair.source_url, scale=SCALE)
-
+def test_a_pass_that_fails_or_succeeds_leaves_no_lock_behind(pair, pooled):
     def fail(event) -> None:
         raise RuntimeError("the process is going down")
 
     with pytest.raises(RuntimeError, match="going down"):
-        pair.run("offices", on_progress=fail)
-    pair.run("offices")
-    assert_target_matches_oracle(pair, ["offices"])
+        pooled.run("offices", on_progress=fail)
+    pooled.run("offices")
+    assert pooled.run("offices").written == 0  # and a pass that succeeds unlocks (its connection stays pooled)
+    assert_target_matches_oracle(pair, ["offices"])  # the oracle writes temp functions
