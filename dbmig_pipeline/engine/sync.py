@@ -107,12 +107,13 @@ class _Prepared:
     changed: pd.DataFrame
     result: TransformResult
     unchanged: int
-    #: ids the ledger knew (None: unknown, as for a forced batch)
-    seen_before: set[int] | None
     #: result.rows with their hashes, as the CSV the staging table's COPY reads
     stage_csv: bytes
     #: ids read for the first time by a pass of an entity with no history (`EntitySync.first_reads_before`):
-    #: they have no ledger row, error or warning, so none was looked up and none is resolved
+    #: they have no ledger row, error or warning, so none was looked up and none is resolved or cleared.
+    #: Every other written row has its old errors resolved and its old warnings cleared, whatever its
+    #: ledger look-up found: a row read twice in a pass may be looked up (read ahead) before the batch
+    #: that wrote its first version commits.
     first_reads: frozenset[int] = frozenset()
 
     def slim(self, sync: "EntitySync") -> "_Prepared":
@@ -136,8 +137,11 @@ class _Checkpoint:
 class _BatchReader:
     """Reads and prepares the next batch on its own connections (see EntitySync._scan).
 
-    Its ledger look-up may run before the previous batch commits; a keyset
-    pass never holds one row in two batches, so the hashes it sees are right.
+    Its ledger look-up may run before the previous batch commits. A row
+    changed while the pass runs is read again by a later batch, whose look-up
+    can then miss the write of its first version: the row counts as changed
+    (it is), and its old errors and warnings are cleaned up whatever the
+    look-up found (`_Prepared.first_reads`).
     """
 
     def __init__(self, sync: "EntitySync"):
@@ -531,15 +535,13 @@ class EntitySync:
         extra_ids = {int(i) for i in extra["id"]}
         first_reads: frozenset[int] = frozenset()
         if force:
-            changed, seen_before = frame, None  # unknown: clear old warnings of every written row
+            changed = frame
         else:
             first = self._first_reads(frame)
             ids = frame["id"].to_numpy()
             # rows pulled in to settle a key collision were migrated before: never first reads
             first_reads = frozenset(int(i) for i in ids[first]) - extra_ids
             recorded = bk.recorded_hashes(cur, spec.name, list(ids[~first]))
-            # ... and their old warnings are cleared
-            seen_before = set(recorded) | extra_ids
             same = frame["id"].map(recorded).astype(object) == frame[HASH_COLUMN].astype(str)
             changed = frame[~same.to_numpy(dtype=bool)]
         unchanged = len(frame) - len(changed)
@@ -550,8 +552,7 @@ class EntitySync:
             result = mask_result(result, spec, self.run.mask_key)
         hashes = pd.Series(changed[HASH_COLUMN].to_numpy(), index=changed["id"].to_numpy(dtype="int64"))
         staged = result.rows.assign(**{STAGE_HASH_COLUMN.name: result.rows["legacy_id"].map(hashes)})
-        return _Prepared(changed, result, unchanged, seen_before, encode_csv(staged, staging_columns(spec)),
-                         first_reads)
+        return _Prepared(changed, result, unchanged, encode_csv(staged, staging_columns(spec)), first_reads)
 
     def _load_batch(self, frame: pd.DataFrame, extra: pd.DataFrame, *, checkpoint, force: bool,
                     resolve_gone: list[int] | None, allow_restage: bool, reason: str = "",
@@ -561,7 +562,7 @@ class EntitySync:
         with self.dst.cursor() as cur:
             if prepared is None or len(extra):
                 prepared = self.prepare(cur, self._whole(frame), extra, force)
-            changed, result, seen_before = prepared.changed, prepared.result, prepared.seen_before
+            changed, result = prepared.changed, prepared.result
             outcome.unchanged = prepared.unchanged
             columns = staging_columns(spec)
             create_staging(cur, self.stage, columns)
@@ -585,11 +586,11 @@ class EntitySync:
                 errors = pd.concat([errors, pd.DataFrame(
                     [(i, MISSING_PARENT, d) for i, d in parked], columns=["legacy_id", "category", "detail"])])
             bk.record_errors(cur, spec.name, errors, self.run.run_id)
-            bk.resolve_errors(cur, spec.name, [i for i in written if i not in prepared.first_reads])
+            rewritten = [i for i in written if i not in prepared.first_reads]
+            bk.resolve_errors(cur, spec.name, rewritten)
             if resolve_gone:
                 bk.resolve_errors(cur, spec.name, resolve_gone, [MISSING_PARENT, INTEGRITY])
-            bk.record_warnings(cur, spec.name, result.warnings, written, self.run.run_id,
-                               clear_ids=None if seen_before is None else [i for i in written if i in seen_before])
+            bk.record_warnings(cur, spec.name, result.warnings, written, self.run.run_id, clear_ids=rewritten)
             bk.record_ledger(cur, spec.name, self._ledger_rows(changed, parked, result.rejects),
                              overwrite=reason in OVERWRITING_REASONS)
             if checkpoint is not None:

@@ -278,6 +278,27 @@ def test_differential_run_moves_exactly_the_changed_rows_and_ties_across_batches
     assert all(s.written == 0 and s.unchanged == s.read for s in again.values())
 
 
+
+def test_a_rewritten_row_loses_its_old_warnings_even_if_the_ledger_look_up_missed_its_last_write(pair):
+    """A row changed during a pass is read again by a later batch, whose ledger look-up can run (read
+    ahead) before the batch that wrote its first version commits: the clean-up of old warnings must
+    not depend on that look-up."""
+    seed_legacy(pair.source_url, scale=SCALE)
+    for entity in ("offices", "doctors", "patients"):
+        pair.run(entity)
+    warned = pair.dst("SELECT min(legacy_id) FROM dbmig.row_warnings WHERE entity = 'patients' "
+                      "AND column_name = 'email'")[0][0]
+    assert warned is not None
+    pair.dst("DELETE FROM dbmig.row_ledger WHERE entity = 'patients' AND legacy_id = :i", i=warned)  # as if unseen
+    pair.src("UPDATE patients SET email = 'fixed@example.com', updated_at = now() WHERE id = :i", i=warned)
+
+    assert pair.run("patients", mode=DIFFERENTIAL, run_id="run-2").written >= 1
+
+    assert pair.dst("SELECT column_name FROM dbmig.row_warnings WHERE entity = 'patients' AND legacy_id = :i",
+                    i=warned) == []
+    assert target_rows(pair.dest, "patients")[warned]["email"] == "fixed@example.com"
+
+
 # --- 3. parent arrives later ------------------------------------------------------
 
 def test_parked_child_loads_once_its_quarantined_parent_is_fixed(pair):
