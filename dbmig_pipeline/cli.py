@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 import time
+from datetime import UTC
 
 import click
 
@@ -171,7 +172,7 @@ def migrate(entities, partition, date_from, date_to, full, as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @_friendly_errors
 def status(as_json: bool) -> None:
-    """Per entity: watermark, target rows, parked, quarantined, last run and its outcome."""
+    """Per entity: watermark, target rows, parked, quarantined, last run and its outcome, a pass running now."""
     from dbmig_pipeline.engine.status import entity_status
     from dbmig_pipeline.entities import ENTITIES
 
@@ -188,6 +189,9 @@ def status(as_json: bool) -> None:
     for r in rows:
         watermark = r["watermark"].isoformat(timespec="seconds") if r["watermark"] else "-"
         last = f"{r['last_outcome']} {r['last_run_at']:%Y-%m-%d %H:%M:%S} ({r['last_run']})" if r["last_run"] else "never"
+        if r["running"]:
+            since = r["running"]["since"].astimezone(UTC)
+            last += f"; a pass running now (destination session pid {r['running']['pid']}, since {since:%H:%M:%S} UTC)"
         click.echo(f"{r['entity']:<16} {watermark:<26} {r['target_rows']:>10,} {r['deleted_rows']:>8,} "
                    f"{r['parked']:>7,} {r['quarantined']:>8,}  {last}")
 

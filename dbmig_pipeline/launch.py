@@ -20,7 +20,7 @@ from dbmig_pipeline.db import Databases
 from dbmig_pipeline.definitions import MIGRATION_JOB, build_definitions
 from dbmig_pipeline.engine.partitions import key_range
 from dbmig_pipeline.engine.plan import union_pending_keys
-from dbmig_pipeline.entities import ENTITY_NAMES
+from dbmig_pipeline.entities import ENTITY_NAMES, get_entity
 from dbmig_pipeline.instance import prepare_dagster_home
 from dbmig_pipeline.settings import ConfigError
 from dbmig_pipeline.identity import current_operator
@@ -133,8 +133,15 @@ def _outcomes(result: dg.ExecuteInProcessResult, entities: list[str]) -> list[En
             materializations = result.asset_materializations_for_node(entity)
             metadata = {k: v.value for k, v in materializations[-1].metadata.items()} if materializations else {}
             outcomes.append(EntityOutcome(entity, bool(materializations), metadata,
-                                          None if materializations else "did not run"))
+                                          None if materializations else _why_not_run(entity, outcomes)))
     return outcomes
+
+
+def _why_not_run(entity: str, earlier: list[EntityOutcome]) -> str:
+    """In-process runs do not report the steps they skip; a parent that did not finish is the reason."""
+    stopped = {o.entity for o in earlier if not o.ok}
+    parents = [p for p in get_entity(entity).parent_entities if p in stopped]
+    return f"skipped: its parent {parents[0]} did not finish in this run" if parents else "did not run"
 
 
 def run_reconciliation(databases: Databases, *, entities: list[str] | None = None,

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 
@@ -48,7 +49,7 @@ def entity_pass_lock(dest: Engine, entity: str) -> Iterator[None]:
         with conn.cursor() as cur:
             cur.execute(_TRY_LOCK, params)
             if not cur.fetchone()[0]:
-                raise EntityBusy(_busy_message(cur, entity, params))
+                raise EntityBusy(_busy_message(cur, entity))
         conn.commit()
     except BaseException:
         _close_session(conn)  # never back to the pool with a lock it may hold
@@ -73,10 +74,28 @@ def _close_session(conn) -> None:
         conn.invalidate()
 
 
-def _busy_message(cur, entity: str, params: dict) -> str:
-    cur.execute(_HOLDER, params)
-    holder = cur.fetchone()
-    who = (f" (destination session pid {holder[0]}, application {holder[1]!r}, connected since "
-           f"{holder[2].astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC)" if holder else "")
+@dataclass(frozen=True)
+class PassHolder:
+    """The destination session that holds an entity's pass lock."""
+
+    pid: int
+    application: str
+    since: datetime
+
+    def describe(self) -> str:
+        return (f"destination session pid {self.pid}, application {self.application!r}, connected since "
+                f"{self.since.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC")
+
+
+def pass_holder(cur, entity: str) -> PassHolder | None:
+    """Who runs a pass of `entity` now, if anyone (`cur`: any cursor on the destination database)."""
+    cur.execute(_HOLDER, {**_PARAMS, "entity": entity})
+    row = cur.fetchone()
+    return PassHolder(*row) if row else None
+
+
+def _busy_message(cur, entity: str) -> str:
+    holder = pass_holder(cur, entity)
+    who = f" ({holder.describe()})" if holder else ""
     return (f"{entity}: another pass of this entity is running{who}; this one stopped before writing "
-            "anything. Wait for it to finish (the Dagster UI lists the runs in progress), then run again.")
+            "anything. Wait for it to finish (`dbmig status` and the Dagster UI show it), then run again.")

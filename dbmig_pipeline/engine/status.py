@@ -4,6 +4,7 @@ from __future__ import annotations
 from psycopg2 import sql
 from sqlalchemy.engine import Engine
 
+from dbmig_pipeline.engine.pass_lock import pass_holder
 from dbmig_pipeline.entities.spec import EntitySpec
 
 
@@ -16,7 +17,11 @@ def entity_status(dest: Engine, specs: list[EntitySpec]) -> list[dict]:
             result = []
             for spec in specs:
                 row = {"entity": spec.name, "watermark": None, "target_rows": 0, "deleted_rows": 0,
-                       "parked": 0, "quarantined": 0, "last_run": None, "last_outcome": None, "last_run_at": None}
+                       "parked": 0, "quarantined": 0, "last_run": None, "last_outcome": None, "last_run_at": None,
+                       "running": None}
+                holder = pass_holder(cur, spec.name)
+                if holder is not None:
+                    row["running"] = {"pid": holder.pid, "application": holder.application, "since": holder.since}
                 if ready:
                     cur.execute(
                         sql.SQL("SELECT to_regclass(%s) IS NOT NULL"), (f"{spec.target_schema}.{spec.target_table}",)

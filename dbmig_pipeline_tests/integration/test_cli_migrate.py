@@ -4,6 +4,7 @@ import json
 import sqlalchemy as sa
 
 from dbmig_pipeline.demo.seed import seed_legacy
+from dbmig_pipeline.engine.pass_lock import entity_pass_lock
 from dbmig_pipeline_tests.integration.test_cli_setup import run_dbmig
 
 
@@ -55,6 +56,39 @@ def test_migrate_then_status_then_nothing_pending(tmp_path, make_database):
     assert rows["orders"]["last_outcome"] == "succeeded"
     assert rows["patients"]["target_rows"] == by_entity["patients"]["metadata"]["rows_written"]
     assert rows["orders"]["parked"] > 0 and rows["patients"]["quarantined"] > 0
+
+
+
+def test_a_migrate_that_meets_a_running_pass_stops_that_entity_and_status_shows_the_pass(tmp_path, make_database):
+    """Another pass of offices (here held by the test) runs while `dbmig migrate` is started by hand."""
+    env = _env(tmp_path, make_database)
+    dest = sa.create_engine(env["DBMIG_DEST_URL"])
+    try:
+        with entity_pass_lock(dest, "offices"):
+            result = run_dbmig("migrate", "--json", env=env, timeout=300)
+            shown = run_dbmig("status", env=env)
+            status = run_dbmig("status", "--json", env=env)
+    finally:
+        dest.dispose()
+    assert result.returncode == 1
+    by_entity = {e["entity"]: e for e in json.loads(result.stdout)["entities"]}
+    assert by_entity["offices"]["error"].startswith("offices: another pass of this entity is running "
+                                                    "(destination session pid ")
+    assert by_entity["doctors"]["error"] == "skipped: its parent offices did not finish in this run"
+    assert by_entity["orders"]["error"] == "skipped: its parent patients did not finish in this run"
+    assert by_entity["jaws"]["ok"] and by_entity["system_messages"]["ok"]
+    assert _scalar(env["DBMIG_DEST_URL"], "SELECT count(*) FROM app.offices") == 0
+
+    assert shown.returncode == 0, shown.stderr
+    offices_line = next(line for line in shown.stdout.splitlines() if line.startswith("offices "))
+    assert "a pass running now (destination session pid " in offices_line
+    assert "running now" not in next(line for line in shown.stdout.splitlines() if line.startswith("jaws "))
+    rows = {r["entity"]: r for r in json.loads(status.stdout)}
+    assert rows["offices"]["running"]["pid"] > 0 and rows["jaws"]["running"] is None
+
+    again = run_dbmig("migrate", "--json", env=env, timeout=300)  # the other pass ended
+    assert again.returncode == 0, again.stderr
+    assert all(e["ok"] for e in json.loads(again.stdout)["entities"])
 
 
 def test_collision_fails_orders_only_with_the_legacy_ids(tmp_path, make_database):
