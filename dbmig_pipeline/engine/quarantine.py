@@ -17,6 +17,7 @@ from dbmig_pipeline.engine import bookkeeping as bk
 from dbmig_pipeline.engine.alerts import redact
 from dbmig_pipeline.engine.errors import EngineError, is_technical
 from dbmig_pipeline.engine.id_array import IdArray
+from dbmig_pipeline.engine.pass_lock import entity_pass_lock
 from dbmig_pipeline.engine.sync import EntitySync, RunInfo
 from dbmig_pipeline.entities.spec import EntitySpec
 
@@ -100,7 +101,8 @@ def retry_errors(source: Engine, dest: Engine, specs: Sequence[EntitySpec], spec
         outcome = RetryOutcome(spec.name, retried=ids)
         sync = EntitySync(source, dest, spec, specs_by_name, [], [], run, None)
         try:
-            written = sync.reprocess_ids(ids, reason=RETRY_OPERATION).written
+            with entity_pass_lock(dest, spec.name):  # a retry writes what the source holds now: no pass between
+                written = sync.reprocess_ids(ids, reason=RETRY_OPERATION).written
             outcome.loaded = sorted(set(written) & set(ids))
         except Exception as exc:
             if not (isinstance(exc, EngineError) or is_technical(exc)):

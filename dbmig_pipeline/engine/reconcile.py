@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from dbmig_pipeline.engine import bookkeeping as bk
 from dbmig_pipeline.engine.baseline import Baseline, baseline_entity, compare_leaf
 from dbmig_pipeline.engine.errors import EngineError
+from dbmig_pipeline.engine.pass_lock import entity_pass_lock
 from dbmig_pipeline.engine.preflight import run_preflight
 from dbmig_pipeline.engine.sync import EntitySync, RunInfo
 from dbmig_pipeline.entities.spec import EntitySpec
@@ -49,6 +50,16 @@ def _live_rows(dst_conn, entity: str) -> int:
 
 def reconcile_entity(source: Engine, dest: Engine, spec: EntitySpec, specs_by_name: dict[str, EntitySpec],
                      run: RunInfo, *, guard_share: float, force_deletes: bool = False) -> Reconciliation:
+    """Compare, then repair; holding the entity's pass lock (engine/pass_lock.py): a repair writes the
+    source's current rows whatever their timestamps, so a pass must not write between its read and its
+    write."""
+    with entity_pass_lock(dest, spec.name):
+        return _reconcile_entity(source, dest, spec, specs_by_name, run, guard_share=guard_share,
+                                 force_deletes=force_deletes)
+
+
+def _reconcile_entity(source: Engine, dest: Engine, spec: EntitySpec, specs_by_name: dict[str, EntitySpec],
+                      run: RunInfo, *, guard_share: float, force_deletes: bool) -> Reconciliation:
     src_conn, dst_conn = source.raw_connection(), dest.raw_connection()
     try:
         with src_conn.cursor() as cur:  # schema drift halts a repair exactly as it halts a sync

@@ -8,8 +8,12 @@ import pytest
 from dbmig_pipeline.db import create_db_engine
 from dbmig_pipeline.demo.seed import seed_legacy
 from dbmig_pipeline.engine.pass_lock import EntityBusy, entity_pass_lock
+from dbmig_pipeline.engine.quarantine import retry_errors
+from dbmig_pipeline.engine.reconcile import reconcile_entity
+from dbmig_pipeline.engine.sync import RunInfo
 from dbmig_pipeline.settings import Settings
 from dbmig_pipeline_tests.integration.engine_helpers import (
+    SPECS,
     Pair,
     assert_target_matches_oracle,
     pair_fixture,  # noqa: F401 (the `pair` fixture)
@@ -61,3 +65,26 @@ def test_a_pass_that_fails_or_succeeds_leaves_no_lock_behind(pair, pooled):
     pooled.run("offices")
     assert pooled.run("offices").written == 0  # and a pass that succeeds unlocks (its connection stays pooled)
     assert_target_matches_oracle(pair, ["offices"])  # the oracle writes temp functions
+
+
+def test_repairs_wait_for_no_pass_either(pair, pooled):
+    """Reconciliation and `dbmig errors retry` write the source's current rows whatever their timestamps:
+    they hold the same lock, so no pass writes between their read and their write."""
+    pooled.run("offices")
+    quarantined = pair.dst("SELECT legacy_id FROM dbmig.row_errors WHERE entity = 'offices' AND resolved_at IS NULL "
+                           "ORDER BY 1")
+    assert quarantined
+    renamed = pair.src("SELECT min(id) FROM offices")[0][0]
+    pair.src("UPDATE offices SET name = 'Renamed Quietly' WHERE id = :i", i=renamed)  # no updated_at bump
+    run = RunInfo("repair-1", "pytest", batch_size=50)
+
+    with entity_pass_lock(pooled.dest, "offices"):
+        with pytest.raises(EntityBusy, match="^offices: another pass of this entity is running"):
+            reconcile_entity(pooled.source, pooled.dest, SPECS["offices"], SPECS, run, guard_share=0.5)
+        [retried] = retry_errors(pooled.source, pooled.dest, [SPECS["offices"]], SPECS, run)
+        assert retried.error.startswith("offices: another pass of this entity is running")
+        assert sorted(retried.still_open) == [i for (i,) in quarantined] and retried.loaded == []
+        assert pair.dst("SELECT count(*) FROM dbmig.audit_log WHERE operation = 'reconciled'") == [(0,)]
+
+    assert reconcile_entity(pooled.source, pooled.dest, SPECS["offices"], SPECS, run, guard_share=0.5).repaired == 1
+    assert pair.dst("SELECT display_name FROM app.offices WHERE legacy_id = :i", i=renamed) == [("Renamed Quietly",)]
