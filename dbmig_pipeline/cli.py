@@ -190,8 +190,9 @@ def status(as_json: bool) -> None:
         watermark = r["watermark"].isoformat(timespec="seconds") if r["watermark"] else "-"
         last = f"{r['last_outcome']} {r['last_run_at']:%Y-%m-%d %H:%M:%S} ({r['last_run']})" if r["last_run"] else "never"
         if r["running"]:
-            since = r["running"]["since"].astimezone(UTC)
-            last += f"; a pass running now (destination session pid {r['running']['pid']}, since {since:%H:%M:%S} UTC)"
+            since = r["running"]["since"]
+            since = f", since {since.astimezone(UTC):%H:%M:%S} UTC" if since else ""
+            last += f"; a pass running now (destination session pid {r['running']['pid']}{since})"
         click.echo(f"{r['entity']:<16} {watermark:<26} {r['target_rows']:>10,} {r['deleted_rows']:>8,} "
                    f"{r['parked']:>7,} {r['quarantined']:>8,}  {last}")
 

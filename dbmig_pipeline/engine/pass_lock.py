@@ -1,4 +1,4 @@
-"""One pass of an entity at a time, however it was started.
+"""One pass (or repair) of an entity at a time, however it was started.
 
 Queued Dagster runs are held to one per entity by tag limits (dagster.yaml),
 but `dbmig migrate` executes in its own process, outside the queue, and a
@@ -9,7 +9,8 @@ session advisory lock on the destination, taken before the pass writes
 anything and held on a connection of its own until the pass ends, makes
 the second pass stop at once with a message naming the first; PostgreSQL
 drops the lock with its connection, so a pass whose process died holds
-nothing.
+nothing. Repairs (reconcile, `dbmig errors retry`) write the source's
+current rows whatever their timestamps and hold the same lock.
 """
 from __future__ import annotations
 
@@ -79,12 +80,13 @@ class PassHolder:
     """The destination session that holds an entity's pass lock."""
 
     pid: int
-    application: str
-    since: datetime
+    application: str | None
+    #: None when the session belongs to another role and ours may not see its details
+    since: datetime | None
 
     def describe(self) -> str:
-        return (f"destination session pid {self.pid}, application {self.application!r}, connected since "
-                f"{self.since.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC")
+        since = f", connected since {self.since.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if self.since else ""
+        return f"destination session pid {self.pid}, application {self.application!r}{since}"
 
 
 def pass_holder(cur, entity: str) -> PassHolder | None:
