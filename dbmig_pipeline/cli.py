@@ -10,7 +10,6 @@ import json
 import logging
 import sys
 import time
-from datetime import UTC
 
 import click
 
@@ -173,6 +172,7 @@ def migrate(entities, partition, date_from, date_to, full, as_json) -> None:
 @_friendly_errors
 def status(as_json: bool) -> None:
     """Per entity: watermark, target rows, parked, quarantined, last run and its outcome, a pass running now."""
+    from dbmig_pipeline.engine.pass_lock import PassHolder
     from dbmig_pipeline.engine.status import entity_status
     from dbmig_pipeline.entities import ENTITIES
 
@@ -190,9 +190,7 @@ def status(as_json: bool) -> None:
         watermark = r["watermark"].isoformat(timespec="seconds") if r["watermark"] else "-"
         last = f"{r['last_outcome']} {r['last_run_at']:%Y-%m-%d %H:%M:%S} ({r['last_run']})" if r["last_run"] else "never"
         if r["running"]:
-            since = r["running"]["since"]
-            since = f", since {since.astimezone(UTC):%H:%M:%S} UTC" if since else ""
-            last += f"; a pass running now (destination session pid {r['running']['pid']}{since})"
+            last += f"; a pass running now ({PassHolder(**r['running']).describe()})"
         click.echo(f"{r['entity']:<16} {watermark:<26} {r['target_rows']:>10,} {r['deleted_rows']:>8,} "
                    f"{r['parked']:>7,} {r['quarantined']:>8,}  {last}")
 

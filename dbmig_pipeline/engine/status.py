@@ -1,6 +1,8 @@
 """What `dbmig status` reports, read from the control schema and the target."""
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from psycopg2 import sql
 from sqlalchemy.engine import Engine
 
@@ -21,7 +23,7 @@ def entity_status(dest: Engine, specs: list[EntitySpec]) -> list[dict]:
                        "running": None}
                 holder = pass_holder(cur, spec.name)
                 if holder is not None:
-                    row["running"] = {"pid": holder.pid, "application": holder.application, "since": holder.since}
+                    row["running"] = asdict(holder)
                 if ready:
                     cur.execute(
                         sql.SQL("SELECT to_regclass(%s) IS NOT NULL"), (f"{spec.target_schema}.{spec.target_table}",)
