@@ -93,8 +93,14 @@ def _is_unix_socket(url: str) -> bool:
     return str(host).startswith("/")
 
 
-def check_connection(engine: Engine, side: SideSettings, settings: Settings) -> None:
-    """Connect (with bounded retries) or raise DatabaseUnavailable naming the variable.
+#: The destination's oldest PostgreSQL: 13 brought `gen_random_uuid()` (the target's keys) and
+#: `pg_xact_status()` (a batch whose COMMIT got no answer, engine/commit_fate.py) into the core.
+DEST_MIN_SERVER_VERSION = 130000
+
+
+def check_connection(engine: Engine, side: SideSettings, settings: Settings, *, min_server_version: int = 0) -> None:
+    """Connect (with bounded retries) or raise DatabaseUnavailable naming the variable; also if the
+    server is older than `min_server_version` (as `server_version_num`).
 
     With the defaults (10 s timeout, 3 retries) an unreachable server fails in
     well under a minute.
@@ -108,7 +114,8 @@ def check_connection(engine: Engine, side: SideSettings, settings: Settings) -> 
     try:
         for attempt in retrying:
             with attempt, engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
+                version_num, version = conn.execute(sa.text(
+                    "SELECT current_setting('server_version_num')::int, current_setting('server_version')")).one()
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         where = side.env_name if side.url else f"the embedded database (set {side.env_name} to use your own)"
@@ -117,6 +124,10 @@ def check_connection(engine: Engine, side: SideSettings, settings: Settings) -> 
             f"cannot connect to {where} at {mask_url(engine.url)} after "
             f"{attempts} attempt{'s' if attempts != 1 else ''}: {_redact(reason, engine)}{_tls_hint(reason, side)}"
         ) from None
+    if version_num < min_server_version:
+        raise DatabaseUnavailable(
+            f"{side.env_name} at {mask_url(engine.url)} is PostgreSQL {version}; dbmig needs "
+            f"{min_server_version // 10000} or later there: point {side.env_name} at a newer server")
 
 
 #: Connection failures that no retry can fix (credentials, names, certificates): reported at once.
@@ -179,7 +190,7 @@ def open_databases(settings: Settings, *, check: bool = True) -> Databases:
     if check:
         try:
             check_connection(source, settings.source, settings)
-            check_connection(dest, settings.dest, settings)
+            check_connection(dest, settings.dest, settings, min_server_version=DEST_MIN_SERVER_VERSION)
         except DatabaseUnavailable:
             databases.dispose()
             raise

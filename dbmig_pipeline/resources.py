@@ -14,7 +14,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 from sqlalchemy.engine import Connection, Engine
 
-from dbmig_pipeline.db import check_connection, create_db_engine, resolve_endpoints
+from dbmig_pipeline.db import DEST_MIN_SERVER_VERSION, check_connection, create_db_engine, resolve_endpoints
 from dbmig_pipeline.settings import Settings
 
 
@@ -33,8 +33,11 @@ class _Database(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._settings = Settings.from_env()
         self._engine = self._build(self._settings)
-        side = self._settings.source if self._side == "source" else self._settings.dest
-        check_connection(self._engine, side, self._settings)
+        if self._side == "source":
+            check_connection(self._engine, self._settings.source, self._settings)
+        else:
+            check_connection(self._engine, self._settings.dest, self._settings,
+                             min_server_version=DEST_MIN_SERVER_VERSION)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._engine is not None:

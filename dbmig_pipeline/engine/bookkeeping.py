@@ -319,8 +319,8 @@ def audit(
     level: str = "summary",
     details: dict | None = None,
 ) -> None:
-    # A batch whose COMMIT was acknowledged to nobody (the connection dropped) but happened is applied
-    # again by its retry: its audit row is already there, and stays the only one.
+    # A retried batch whose unanswered COMMIT happened is not applied again (engine/commit_fate.py); should
+    # one ever be (the server could not say), its audit row is already there, and stays the only one.
     once = (" ON CONFLICT (run_id, entity, batch_no) WHERE operation = 'batch_committed' DO NOTHING"
             if operation == "batch_committed" else "")
     cur.execute(

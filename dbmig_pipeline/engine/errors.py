@@ -42,6 +42,12 @@ class BatchFailed(EngineError):
     """
 
 
+class CommitInDoubt(EngineError):
+    """The server has not yet ended the transaction of a COMMIT that got no answer (its session is
+    still going away), so the write is neither applied again nor taken as done (engine/commit_fate.py).
+    Technical: retried."""
+
+
 def is_technical(exc: BaseException) -> bool:
     """Connection loss, timeouts, serialization failures and deadlocks: worth retrying.
 
@@ -52,7 +58,7 @@ def is_technical(exc: BaseException) -> bool:
     import psycopg2.errors
     from sqlalchemy import exc as sa_exc
 
-    if isinstance(exc, BatchFailed):
+    if isinstance(exc, BatchFailed | CommitInDoubt):
         return True
     if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
         if exc.connection_invalidated:

@@ -25,6 +25,7 @@ import psycopg2.errors
 from sqlalchemy.engine import Engine
 
 from dbmig_pipeline.engine import bookkeeping as bk
+from dbmig_pipeline.engine.commit_fate import CommitFate
 from dbmig_pipeline.engine.errors import IntegrityHalt
 from dbmig_pipeline.engine.extract import HASH_COLUMN, Position, Window, count_query, fetch_batch, fetch_by_ids, safe_horizon
 from dbmig_pipeline.engine.load import (find_collisions, keys_held_in_target, missing_parents, soft_delete_rows,
@@ -235,7 +236,6 @@ class EntitySync:
         self._commit_lock = threading.Lock()
         self._next_seq = 0
         self._committed_ahead: dict[int, tuple[dict[str, bk.PartitionProgress], _Checkpoint]] = {}
-        self._last_flushed_seq = -1
 
     # --- connections: one pair per thread --------------------------------
 
@@ -316,11 +316,14 @@ class EntitySync:
             raise
         self.stats.seconds = time.monotonic() - started
         # The pass's own connection idled while the writers worked: a drop meanwhile is retried here too.
-        self.retry.run(self._finish, renew=self._renew_for_write,
+        self.retry.run(partial(self._finish, CommitFate()), renew=self._renew_for_write,
                        ref=BatchRef(self.spec.name, self._range_label(), None, "end of pass", DESTINATION_WRITE))
         return self.stats
 
-    def _finish(self) -> None:
+    def _finish(self, fate: CommitFate) -> None:
+        if fate.went_through(self.dst):  # an earlier attempt's unanswered COMMIT took effect
+            self._pending_progress, self._pending_batches = {}, 0
+            return
         with self.dst.cursor() as cur:
             if self._pending_progress:
                 saved = self._save_progress(cur, self._pending_progress)
@@ -331,7 +334,7 @@ class EntitySync:
             bk.save_checkpoint(cur, self.spec.name, {}, self.keys)
             bk.audit(cur, "run_finished", entity=self.spec.name, partition_key=self._range_label(),
                      run_id=self.run.run_id, operator=self.run.operator, details=self.stats.as_dict())
-        self.dst.commit()
+        fate.commit(self.dst)
         self._pending_progress, self._pending_batches = {}, 0
 
     def _range_label(self) -> str:
@@ -494,11 +497,13 @@ class EntitySync:
                  force: bool = False, resolve_gone: list[int] | None = None, reason: str = "",
                  prepared: "_Prepared | None" = None) -> _BatchOutcome:
         extra = frame.iloc[0:0]
+        fate = CommitFate()
         for attempt in range(3):
             try:
                 outcome = self._write(frame, checkpoint, partial(
                     self._load_batch, frame, extra, checkpoint=checkpoint, force=force, resolve_gone=resolve_gone,
-                    allow_restage=attempt < 2, reason=reason, prepared=prepared if attempt == 0 else None))
+                    allow_restage=attempt < 2, fate=fate, reason=reason,
+                    prepared=prepared if attempt == 0 else None))
                 break
             except _Restage as again:
                 self.dst.rollback()
@@ -555,8 +560,15 @@ class EntitySync:
         return _Prepared(changed, result, unchanged, encode_csv(staged, staging_columns(spec)), first_reads)
 
     def _load_batch(self, frame: pd.DataFrame, extra: pd.DataFrame, *, checkpoint, force: bool,
-                    resolve_gone: list[int] | None, allow_restage: bool, reason: str = "",
+                    resolve_gone: list[int] | None, allow_restage: bool, fate: CommitFate, reason: str = "",
                     prepared: "_Prepared | None" = None) -> _BatchOutcome:
+        if fate.went_through(self.dst):
+            log.warning("%s, batch of legacy ids %s: its COMMIT went through although the connection dropped "
+                        "before the server's answer; not applied again", self.spec.name, id_span(frame["id"]))
+            if fate.after is not None:
+                with self._commit_lock:
+                    fate.after()
+            return fate.result
         spec = self.spec
         outcome = _BatchOutcome()
         with self.dst.cursor() as cur:
@@ -594,14 +606,14 @@ class EntitySync:
             bk.record_ledger(cur, spec.name, self._ledger_rows(changed, parked, result.rejects),
                              overwrite=reason in OVERWRITING_REASONS)
             if checkpoint is not None:
-                self._commit_batch(cur, checkpoint, self._batch_progress(frame, outcome, checkpoint))
+                self._commit_batch(cur, checkpoint, self._batch_progress(frame, outcome, checkpoint), fate, outcome)
                 return outcome
             if len(frame) or resolve_gone:
                 bk.audit(cur, reason or "rows_reprocessed", level="detail", entity=spec.name, run_id=self.run.run_id,
                          operator=self.run.operator,
                          details={"read": len(frame), "written": len(written), "parked": len(parked),
                                   "quarantined": len(result.rejects), "gone": len(resolve_gone or [])})
-        self.dst.commit()
+        fate.commit(self.dst, outcome)
         return outcome
 
     def _whole(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -618,9 +630,9 @@ class EntitySync:
                 allow_restage: bool, reason: str, new_rows: bool = False) -> list[int]:
         """The staged rows written (engine/load.py). Natural keys that two legacy rows would share
         are looked up in the database only when the batch repeats one or the upsert fails on one.
-        `new_rows`: see `upsert`; a row that was there after all (a batch whose commit went
-        unacknowledged and is applied again, another pass of the entity) or a natural-key collision
-        sends the batch through the conflict-aware statement, which tells them apart."""
+        `new_rows`: see `upsert`; a row that was there after all (written by something other
+        than this pass) or a natural-key collision sends the batch through the conflict-aware
+        statement, which tells them apart."""
         spec = self.spec
         if any(rows[key].dropna().duplicated().any() for key in spec.unique_keys):
             self._collisions(cur, changed, extra, allow_restage)
@@ -693,7 +705,8 @@ class EntitySync:
         p.quarantined += outcome.quarantined
         return progress
 
-    def _commit_batch(self, cur, checkpoint: _Checkpoint, progress: dict[str, bk.PartitionProgress]) -> None:
+    def _commit_batch(self, cur, checkpoint: _Checkpoint, progress: dict[str, bk.PartitionProgress],
+                      fate: CommitFate, outcome: _BatchOutcome) -> None:
         """Commit a scan batch and, when it closes a run of committed batches, the cursor after them.
 
         Parallel writers commit in any order, but the saved cursor must never
@@ -703,13 +716,13 @@ class EntitySync:
         (default: every batch); a crash re-reads what lies after it, and the
         rows of batches committed beyond it are skipped by hash. Shared state
         changes only after the commit succeeded, so a retried batch starts
-        from the same state.
+        from the same state; one whose commit went through unanswered runs
+        the same change when its retry learns so (`CommitFate`).
         """
         with self._commit_lock:
             if checkpoint.seq != self._next_seq:
                 self._audit_batch(cur, checkpoint, progress, None, 0)
-                self.dst.commit()
-                self._committed_ahead[checkpoint.seq] = (progress, checkpoint)
+                fate.commit(self.dst, outcome, partial(self._committed_ahead_of_order, checkpoint, progress))
                 return
             pending = {k: replace(p) for k, p in self._pending_progress.items()}
             batches = [(progress, checkpoint)]
@@ -723,11 +736,34 @@ class EntitySync:
             flushed = pending_batches >= self.run.checkpoint_every
             saved = self._save_progress(cur, pending) if flushed else None
             self._audit_batch(cur, checkpoint, progress, saved, pending_batches if flushed else 0)
-            self.dst.commit()
-            for done in range(checkpoint.seq + 1, seq):
-                del self._committed_ahead[done]
-            self._next_seq = seq
-            self._pending_progress, self._pending_batches = ({}, 0) if flushed else (pending, pending_batches)
+            fate.commit(self.dst, outcome, partial(
+                self._committed_in_order, checkpoint.seq, seq, ({}, 0) if flushed else (pending, pending_batches)))
+
+    def _committed_ahead_of_order(self, checkpoint: _Checkpoint, progress: dict[str, bk.PartitionProgress]) -> None:
+        """After the commit of a batch that an older one has not yet caught up with (under `_commit_lock`)."""
+        self._committed_ahead[checkpoint.seq] = (progress, checkpoint)
+        self._take_up_committed_ahead()
+
+    def _committed_in_order(self, seq: int, next_seq: int,
+                            pending: tuple[dict[str, bk.PartitionProgress], int]) -> None:
+        """After the commit of the oldest uncommitted batch, which carried the batches committed ahead of
+        it up to `next_seq` and left `pending` to the next checkpoint (under `_commit_lock`)."""
+        for done in range(seq + 1, next_seq):
+            del self._committed_ahead[done]
+        self._next_seq = next_seq
+        self._pending_progress, self._pending_batches = pending
+        self._take_up_committed_ahead()
+
+    def _take_up_committed_ahead(self) -> None:
+        """Batches committed ahead that now directly follow the committed ones join the pending progress,
+        saved by the next checkpoint. Never the case while commits are answered (the oldest batch's
+        commit carries them); after one whose answer was lost, the batches after it may have committed
+        before its retry learned that it had too."""
+        while self._next_seq in self._committed_ahead:
+            batch_progress, _ = self._committed_ahead.pop(self._next_seq)
+            _merge_progress(self._pending_progress, batch_progress)
+            self._pending_batches += 1
+            self._next_seq += 1
 
     def _save_progress(self, cur, progress: dict[str, bk.PartitionProgress]) -> Position | None:
         """Cursors and counters of committed batches saved; returns the cursor of the newest partition."""

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
@@ -106,3 +107,26 @@ def test_source_session_is_read_only(tmp_path, make_database):
             conn.execute(sa.text("CREATE TABLE ok_here (x int)"))
     finally:
         databases.dispose()
+
+
+def test_a_destination_server_too_old_is_refused_at_start_up_naming_the_variable(tmp_path, make_database):
+    """PostgreSQL 13+ is needed on the destination (DEST_MIN_SERVER_VERSION); no older server is at
+    hand, so the check is asked for one newer than the embedded server."""
+    from dbmig_pipeline.db import DEST_MIN_SERVER_VERSION, DatabaseUnavailable, check_connection, create_db_engine
+    from dbmig_pipeline.settings import Settings
+
+    dest = make_database("dest")
+    settings = Settings.from_env({"DBMIG_HOME": str(tmp_path), "DBMIG_SOURCE_URL": make_database("source"),
+                                  "DBMIG_DEST_URL": dest, "DAGSTER_PG_URL": make_database("dagster")})
+    engine = create_db_engine(dest, settings.dest, settings, read_only=False, purpose="dest")
+    try:
+        with engine.connect() as conn:
+            running = conn.execute(sa.text("SELECT current_setting('server_version_num')::int")).scalar_one()
+        check_connection(engine, settings.dest, settings, min_server_version=DEST_MIN_SERVER_VERSION)
+        with pytest.raises(DatabaseUnavailable) as refused:
+            check_connection(engine, settings.dest, settings, min_server_version=running + 10000)
+        message = str(refused.value)
+        assert message.startswith("DBMIG_DEST_URL at ") and f"; dbmig needs {running // 10000 + 1} or later" in message
+        assert "point DBMIG_DEST_URL at a newer server" in message
+    finally:
+        engine.dispose()

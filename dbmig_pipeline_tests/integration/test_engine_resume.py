@@ -168,8 +168,8 @@ def test_a_batch_committed_ahead_of_a_failing_older_one_never_moves_the_cursor_p
     second_committed = threading.Event()
     commit_batch = EntitySync._commit_batch
 
-    def commit_and_tell(self, cur, checkpoint, progress):
-        commit_batch(self, cur, checkpoint, progress)
+    def commit_and_tell(self, cur, checkpoint, *args):
+        commit_batch(self, cur, checkpoint, *args)
         if checkpoint.seq == 1:
             second_committed.set()
 

@@ -169,7 +169,7 @@ def test_progress_counts_up_to_the_rows_of_the_pass_whose_total_is_counted_along
 
 def test_a_row_that_appears_in_the_target_while_the_first_load_runs_is_overwritten_not_a_collision(pair):
     """A first load writes its first reads with plain INSERTs; a row that is in the target after all
-    (an unacknowledged commit applied again, another writer) sends the batch through the
+    (written by something other than the pass) sends the batch through the
     conflict-aware upsert instead of halting the entity as a key collision."""
     seed_legacy(pair.source_url, scale=SCALE)
     for parent in ("offices", "doctors"):
