@@ -316,6 +316,7 @@ class Settings:
                         "the embedded demo database"
                     )
                 self._check_production_tls(side)
+            self._check_production_dagster_tls()
             if self.mask_pii:
                 raise ConfigError("DBMIG_MASK_PII is for non-production targets; it is refused with DBMIG_ENV=production")
         if self.mask_pii and len(self.mask_key or b"") < MIN_MASK_KEY_LENGTH:
@@ -327,17 +328,33 @@ class Settings:
             )
 
     def _check_production_tls(self, side: SideSettings) -> None:
-        accepted = ("verify-full", "verify-ca", "require") if self.allow_tls_require else ("verify-full",)
-        if side.sslmode in accepted:
+        self._refuse_weak_tls(f"{side.env_name.removesuffix('_URL')}_SSLMODE=verify-full", side.sslmode,
+                              "patient data must travel encrypted")
+
+    def _check_production_dagster_tls(self) -> None:
+        """DAGSTER_PG_URL carries the run storage's password and the runs' metadata: a server reached
+        over the network gets the same TLS rule as the two sides. libpq reads it from the URL
+        (`?sslmode=`) or PGSSLMODE; unset, it is `prefer`. A Unix socket never leaves the machine."""
+        if self.dagster_pg_url is None:
+            return  # the embedded server, on a Unix socket
+        url = make_url(self.dagster_pg_url)
+        host = str(url.query.get("host") or url.host or "")
+        if not host or host.startswith("/"):
             return
-        prefix = side.env_name.removesuffix("_URL")
+        sslmode = str(url.query.get("sslmode") or self.env.get("PGSSLMODE", "").strip() or "prefer")
+        self._refuse_weak_tls("DAGSTER_PG_URL with ?sslmode=verify-full&sslrootcert=<the CA file>", sslmode,
+                              "the run storage's password and run metadata must travel encrypted")
+
+    def _refuse_weak_tls(self, wanted: str, sslmode: str, why: str) -> None:
+        accepted = ("verify-full", "verify-ca", "require") if self.allow_tls_require else ("verify-full",)
+        if sslmode in accepted:
+            return
         if self.allow_tls_require:
-            wanted, escape = f"{prefix}_SSLMODE=verify-full (or, as DBMIG_ALLOW_TLS_REQUIRE=true, verify-ca or require)", ""
+            wanted, escape = f"{wanted} (or, as DBMIG_ALLOW_TLS_REQUIRE=true, verify-ca or require)", ""
         else:
-            wanted = f"{prefix}_SSLMODE=verify-full"
             escape = ". Where the server's certificate cannot be verified, DBMIG_ALLOW_TLS_REQUIRE=true accepts require"
         raise ConfigError(
-            f"DBMIG_ENV=production requires {wanted}, got {side.sslmode!r}: patient data must travel encrypted "
+            f"DBMIG_ENV=production requires {wanted}, got {sslmode!r}: {why} "
             "to a server whose certificate and host name are verified (disable, allow and prefer can fall back to "
             "plain text; require encrypts but cannot tell the real server from an impostor)" + escape
         )

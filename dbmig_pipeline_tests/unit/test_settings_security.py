@@ -69,3 +69,29 @@ def test_plain_role_names_are_accepted(name):
 def test_hostile_or_reserved_role_names_are_refused_naming_the_option(name):
     with pytest.raises(ConfigError, match="--dest-role / DBMIG_DEST_ROLE"):
         validate_role_name(name, "--dest-role / DBMIG_DEST_ROLE")
+
+
+DAGSTER = "postgresql://dagster:runs-pw@db.example:5432/dagster"
+PROD_TLS = {**PROD, "DBMIG_SSLMODE": "verify-full"}
+
+
+@pytest.mark.parametrize("url", [DAGSTER, DAGSTER + "?sslmode=require", DAGSTER + "?sslmode=prefer"])
+def test_production_refuses_a_dagster_storage_reached_without_verified_tls(url):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**PROD_TLS, "DAGSTER_PG_URL": url})
+    message = str(info.value)
+    assert "DAGSTER_PG_URL with ?sslmode=verify-full&sslrootcert=" in message
+    assert "got 'require'" in message if "require" in url else "got 'prefer'" in message  # libpq's default
+    assert "runs-pw" not in message and "DBMIG_ALLOW_TLS_REQUIRE=true" in message
+
+
+def test_production_takes_a_dagster_storage_that_verifies_its_server_or_never_leaves_the_machine():
+    for url in (DAGSTER + "?sslmode=verify-full&sslrootcert=/etc/ca.pem",
+                "postgresql://dagster@/dagster?host=/var/run/postgresql"):
+        assert Settings.from_env({**PROD_TLS, "DAGSTER_PG_URL": url}).is_production
+    assert Settings.from_env({**PROD_TLS, "DAGSTER_PG_URL": DAGSTER, "PGSSLMODE": "verify-full"}).is_production
+    allowed = {**PROD_TLS, "DBMIG_ALLOW_TLS_REQUIRE": "true"}
+    assert Settings.from_env({**allowed, "DAGSTER_PG_URL": DAGSTER + "?sslmode=require"}).is_production
+    with pytest.raises(ConfigError, match=r"DAGSTER_PG_URL .* \(or, as DBMIG_ALLOW_TLS_REQUIRE=true"):
+        Settings.from_env({**allowed, "DAGSTER_PG_URL": DAGSTER + "?sslmode=allow"})
+    assert Settings.from_env({"DAGSTER_PG_URL": DAGSTER}).dagster_pg_url  # outside production: libpq's defaults
