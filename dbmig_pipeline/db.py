@@ -7,6 +7,7 @@ and shows the URL with its password masked.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -15,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from dbmig_pipeline.demo.embedded import EmbeddedServer, ensure_server
-from dbmig_pipeline.settings import Settings, SideSettings, mask_url
+from dbmig_pipeline.settings import Settings, SideSettings, mask_url, never_leaves_the_machine
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def create_db_engine(url: str, side: SideSettings, settings: Settings, *, read_o
         "keepalives": 1,
         "keepalives_idle": 30,
     }
-    if not _is_unix_socket(url):
+    if not never_leaves_the_machine(url, os.environ):
         connect_args["sslmode"] = side.sslmode
         if side.sslrootcert:
             connect_args["sslrootcert"] = side.sslrootcert
@@ -85,12 +86,6 @@ def create_db_engine(url: str, side: SideSettings, settings: Settings, *, read_o
         connect_args=connect_args,
         hide_parameters=True,
     )
-
-
-def _is_unix_socket(url: str) -> bool:
-    parsed = sa.engine.make_url(url)
-    host = parsed.query.get("host") or parsed.host or ""
-    return str(host).startswith("/")
 
 
 #: The destination's oldest PostgreSQL: 13 brought `gen_random_uuid()` (the target's keys) and

@@ -50,6 +50,21 @@ def normalise_url(url: str | URL) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def never_leaves_the_machine(url: str, env: Mapping[str, str]) -> bool:
+    """Whether libpq reaches `url` through Unix sockets only: every host it may try is a socket
+    directory (`/…`) or an abstract socket (`@…`), and no `hostaddr` or service (whose file may
+    name any host) says otherwise. Hosts come from the URL (`host` may list several, comma-separated
+    or repeated), else PGHOST; none at all is libpq's default socket."""
+    parsed = make_url(url)
+    query = parsed.query
+    if any(query.get(k) for k in ("hostaddr", "service")) or any(
+            env.get(k, "").strip() for k in ("PGHOSTADDR", "PGSERVICE")):
+        return False
+    hosts = query.get("host") or parsed.host or env.get("PGHOST", "")
+    entries = ",".join(hosts) if isinstance(hosts, tuple) else str(hosts)
+    return all(not h.strip() or h.strip().startswith(("/", "@")) for h in entries.split(","))
+
+
 def _parse_url(env: Mapping[str, str], name: str) -> str | None:
     raw = env.get(name, "").strip()
     if not raw:
@@ -335,13 +350,10 @@ class Settings:
         """DAGSTER_PG_URL carries the run storage's password and the runs' metadata: a server reached
         over the network gets the same TLS rule as the two sides. libpq reads it from the URL
         (`?sslmode=`) or PGSSLMODE; unset, it is `prefer`. A Unix socket never leaves the machine."""
-        if self.dagster_pg_url is None:
-            return  # the embedded server, on a Unix socket
-        url = make_url(self.dagster_pg_url)
-        host = str(url.query.get("host") or url.host or "")
-        if not host or host.startswith("/"):
-            return
-        sslmode = str(url.query.get("sslmode") or self.env.get("PGSSLMODE", "").strip() or "prefer")
+        if self.dagster_pg_url is None or never_leaves_the_machine(self.dagster_pg_url, self.env):
+            return  # the embedded server, or another one on a Unix socket
+        sslmode = str(make_url(self.dagster_pg_url).query.get("sslmode") or self.env.get("PGSSLMODE", "").strip()
+                      or "prefer")
         self._refuse_weak_tls("DAGSTER_PG_URL with ?sslmode=verify-full&sslrootcert=<the CA file>", sslmode,
                               "the run storage's password and run metadata must travel encrypted")
 

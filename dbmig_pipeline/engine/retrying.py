@@ -27,7 +27,7 @@ from tenacity import (
 
 from dbmig_pipeline.engine import bookkeeping as bk
 from dbmig_pipeline.engine.alerts import redact
-from dbmig_pipeline.engine.errors import BatchFailed, is_technical
+from dbmig_pipeline.engine.errors import BatchFailed, CommitInDoubt, is_technical
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +158,11 @@ class BatchRetry:
 
     def _failure_message(self, ref: BatchRef, attempts: int, exc: BaseException) -> str:
         variable = _VARIABLE.get(ref.step, "DBMIG_SOURCE_URL and DBMIG_DEST_URL")
+        written = ("Whether its last COMMIT took effect is not known yet (if it did, the next run skips its rows "
+                   "by their hashes)" if isinstance(exc, CommitInDoubt) else "Nothing of this batch was written")
         return (
             f"{ref.describe()}: failed {'once' if attempts == 1 else f'{attempts} times'} with a technical error, the last: "
-            f"{_reason(exc, self.secrets)}. Nothing of this batch was written; committed batches stay. "
+            f"{_reason(exc, self.secrets)}. {written}; committed batches stay. "
             f"Check that the database of {variable} is up and reachable; the run resumes from the last "
             "committed batch (Dagster retries the step by itself; otherwise run it again), and "
             "DBMIG_BATCH_RETRIES sets how often a batch is retried in place."

@@ -719,10 +719,11 @@ class EntitySync:
         from the same state; one whose commit went through unanswered runs
         the same change when its retry learns so (`CommitFate`).
         """
+        fate.note(cur)
         with self._commit_lock:
             if checkpoint.seq != self._next_seq:
                 self._audit_batch(cur, checkpoint, progress, None, 0)
-                fate.commit(self.dst, outcome, partial(self._committed_ahead_of_order, checkpoint, progress))
+                fate.commit_noted(self.dst, outcome, partial(self._committed_ahead_of_order, checkpoint, progress))
                 return
             pending = {k: replace(p) for k, p in self._pending_progress.items()}
             batches = [(progress, checkpoint)]
@@ -736,7 +737,7 @@ class EntitySync:
             flushed = pending_batches >= self.run.checkpoint_every
             saved = self._save_progress(cur, pending) if flushed else None
             self._audit_batch(cur, checkpoint, progress, saved, pending_batches if flushed else 0)
-            fate.commit(self.dst, outcome, partial(
+            fate.commit_noted(self.dst, outcome, partial(
                 self._committed_in_order, checkpoint.seq, seq, ({}, 0) if flushed else (pending, pending_batches)))
 
     def _committed_ahead_of_order(self, checkpoint: _Checkpoint, progress: dict[str, bk.PartitionProgress]) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timezone
 
 import psycopg2
 import pytest
@@ -10,15 +11,25 @@ import sqlalchemy as sa
 from dbmig_pipeline.engine.commit_fate import CommitFate
 from dbmig_pipeline.engine.errors import CommitInDoubt, is_technical
 
+ROLE = "fate_asker"
+
+
+def _dsn(url: str, **changes) -> str:
+    return sa.engine.make_url(url).set(drivername="postgresql", **changes).render_as_string(hide_password=False)
+
+
+@pytest.fixture(name="url")
+def url_fixture(make_database) -> str:
+    url = _dsn(make_database("fate"))
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (n int)")
+    return url
+
 
 @pytest.fixture(name="conns")
-def conns_fixture(make_database) -> Iterator[tuple]:
+def conns_fixture(url) -> Iterator[tuple]:
     """Two sessions of one database: the writer's, and the one its retry asks on."""
-    url = sa.engine.make_url(make_database("fate")).set(drivername="postgresql").render_as_string(hide_password=False)
     writer, asker = psycopg2.connect(url), psycopg2.connect(url)
-    with writer.cursor() as cur:
-        cur.execute("CREATE TABLE t (n int)")
-    writer.commit()
     yield writer, asker
     writer.close()
     asker.close()
@@ -29,8 +40,7 @@ def _unanswered(writer) -> CommitFate:
     fate = CommitFate()
     with writer.cursor() as cur:
         cur.execute("INSERT INTO t VALUES (1)")
-        cur.execute("SELECT pg_current_xact_id()::text")
-        fate.xid = cur.fetchone()[0]
+        fate.note(cur)
     return fate
 
 
@@ -71,11 +81,58 @@ def test_a_commit_that_did_not_happen_is_applied_again(conns):
     assert _rows(asker) == 0
 
 
-def test_a_transaction_still_ending_is_neither_applied_again_nor_taken_as_done(conns):
+def test_a_transaction_still_open_has_its_session_ended_and_is_applied_again(conns):
+    """The COMMIT never reached the server, whose session still holds the transaction (and its row
+    locks): the retry ends that session, so the transaction is rolled back and the write goes again."""
     writer, asker = conns
     fate = _unanswered(writer)
-    with pytest.raises(CommitInDoubt, match="still in progress") as doubt:
-        fate.went_through(asker)
-    assert is_technical(doubt.value)  # retried with backoff, like the dropped connection itself
+    assert fate.went_through(asker) is False
+    assert _rows(asker) == 0
+    with pytest.raises(psycopg2.OperationalError):
+        writer.commit()  # its session was ended
+
+
+def test_a_transaction_that_cannot_be_ended_is_neither_applied_again_nor_taken_as_done(url, conns):
+    """Asked by a role that may not end the writer's session: CommitInDoubt, technical, so the
+    retry waits and asks again; by then the writer's COMMIT has come through."""
+    writer, _ = conns
+    with psycopg2.connect(url) as admin, admin.cursor() as cur:
+        cur.execute(f"DROP ROLE IF EXISTS {ROLE}")
+        cur.execute(f"CREATE ROLE {ROLE} LOGIN")
+    try:
+        asker = psycopg2.connect(_dsn(url, username=ROLE))
+        try:
+            fate = _unanswered(writer)
+            with pytest.raises(CommitInDoubt, match="still open on the destination server") as doubt:
+                fate.went_through(asker)
+            assert is_technical(doubt.value)
+            assert fate.xid is not None
+            writer.commit()
+            assert fate.went_through(asker) is True
+        finally:
+            asker.close()
+    finally:
+        with psycopg2.connect(url) as admin, admin.cursor() as cur:
+            cur.execute(f"DROP ROLE {ROLE}")
+
+
+def test_on_another_server_instance_the_id_is_not_trusted_and_the_write_goes_again(conns, caplog):
+    """After a crash or a failover a transaction id can be handed out again: noted on another
+    instance (here: another start time), it is not asked about."""
+    writer, asker = conns
+    fate = _unanswered(writer)
     writer.commit()
-    assert fate.went_through(asker) is True  # the next retry learns the outcome
+    fate.server_started = datetime(2000, 1, 1, tzinfo=timezone.utc)
+    assert fate.went_through(asker) is False
+    assert "restarted or failed over" in caplog.text
+
+
+def test_an_id_the_server_does_not_know_is_not_this_transactions(conns):
+    _, asker = conns
+    fate = CommitFate()
+    with asker.cursor() as cur:
+        fate.note(cur)
+    asker.rollback()
+    fate.xid = str(int(fate.xid) + 10_000_000)  # not handed out yet
+    assert fate.went_through(asker) is False
+    assert asker.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE

@@ -17,6 +17,7 @@ from psycopg2 import sql
 
 from dbmig_pipeline.db import create_db_engine
 from dbmig_pipeline.demo.seed import seed_legacy
+from dbmig_pipeline.engine.commit_fate import CommitFate
 from dbmig_pipeline.engine.errors import BatchFailed, is_technical
 from dbmig_pipeline.engine.partitions import partitions_for
 from dbmig_pipeline.engine.progress import ProgressEvent
@@ -96,16 +97,36 @@ def test_a_connection_dropped_mid_run_is_retried_in_the_batch_and_the_target_is_
     assert_no_duplicate_batches(pair)
 
 
-class _AcknowledgementLost:
-    """A connection whose COMMIT happens on the server but whose answer never arrives (a dropped
-    connection at the worst moment): the batch is in, and the client cannot know it."""
+ANSWER_LOST, NEVER_ARRIVED, LEFT_OPEN = "answer lost", "never arrived", "session left open"
 
-    def __init__(self, conn):
-        self._conn = conn
+
+class _CommitFault:
+    """A connection whose COMMIT fails as a dropped connection makes it fail, in one of three ways:
+    the server committed but its answer was lost (the batch is in, and the client cannot know it);
+    the COMMIT never reached a server that has since rolled back; or it never reached a server whose
+    session is still open (cut off by the network): nothing the client does reaches it any more."""
+
+    def __init__(self, conn, fault: str):
+        self._conn, self._fault = conn, fault
 
     def commit(self) -> None:
-        self._conn.commit()
+        if self._fault == ANSWER_LOST:
+            self._conn.commit()
+        elif self._fault == NEVER_ARRIVED:
+            self._conn.rollback()
         raise psycopg2.OperationalError("server closed the connection unexpectedly")
+
+    def rollback(self) -> None:
+        if self._fault != LEFT_OPEN:
+            self._conn.rollback()
+
+    def invalidate(self) -> None:
+        if self._fault != LEFT_OPEN:
+            self._conn.invalidate()
+
+    def close(self) -> None:
+        if self._fault != LEFT_OPEN:
+            self._conn.close()
 
     def __getattr__(self, name):
         return getattr(self._conn, name)
@@ -119,51 +140,71 @@ def assert_counted_once(pair: Pair, entity: str, stats: SyncStats) -> None:
     assert written == len(target_ids(pair, entity)), entity
 
 
-def _lose_acknowledgement(monkeypatch, seq: int, *, ahead: bool) -> list[int]:
-    """The COMMIT of scan batch `seq` happens but its answer is lost. Without `ahead` it commits after
-    the batches before it; with `ahead` (two writers) batch seq - 1 waits until then, so that batch
-    `seq` commits before it and the batch before it commits while `seq`'s retry waits: the retry must
-    fit it in after the fact. Returns the pass's next batch in order when the COMMIT went out."""
-    commit_batch = EntitySync._commit_batch
-    lost: list[int] = []
-    older_may_commit = threading.Event()
+def _fail_commit(monkeypatch, seq: int, fault: str, *, ahead: bool) -> list:
+    """The COMMIT of scan batch `seq` fails with `fault`. Without `ahead` it commits after the batches
+    before it; with `ahead` (two writers) batch seq - 1 waits until then, so that batch `seq` commits
+    before it, and batch `seq`'s retry asks about its COMMIT only once batch seq - 1 has committed:
+    the retry must fit it in after the fact. Returns [the pass's next batch in order when the COMMIT
+    went out, the real connection, its session's pid]."""
+    commit_batch, went_through = EntitySync._commit_batch, CommitFate.went_through
+    failed: list = []
+    older_may_commit, older_committed = threading.Event(), threading.Event()
 
     def commit(self, cur, checkpoint, progress, *args):
         if ahead and checkpoint.seq == seq - 1:
             assert older_may_commit.wait(30), f"batch {seq} never committed"
-        if checkpoint.seq == seq and not lost:
+            commit_batch(self, cur, checkpoint, progress, *args)
+            older_committed.set()
+            return None
+        if checkpoint.seq == seq and not failed:
             deadline = time.monotonic() + 30
             while not ahead and self._next_seq != seq:  # the batches before it commit first
                 assert time.monotonic() < deadline, f"the batches before {seq} never committed"
                 time.sleep(0.005)
-            lost.append(self._next_seq)
-            self.dst = _AcknowledgementLost(self.dst)
+            failed.extend([self._next_seq, self.dst, self.dst.dbapi_connection.get_backend_pid()])
+            self.dst = _CommitFault(self.dst, fault)
             try:
                 return commit_batch(self, cur, checkpoint, progress, *args)
             finally:
                 older_may_commit.set()
         return commit_batch(self, cur, checkpoint, progress, *args)
 
+    def ask_once_the_older_committed(fate, conn):
+        if fate.xid is not None:
+            assert older_committed.wait(30), f"batch {seq - 1} never committed"
+        return went_through(fate, conn)
+
     monkeypatch.setattr(EntitySync, "_commit_batch", commit)
-    return lost
+    if ahead:
+        monkeypatch.setattr(CommitFate, "went_through", ask_once_the_older_committed)
+    return failed
 
 
-@pytest.mark.parametrize(("writers", "ahead"), [(1, False), (2, False), (2, True)],
-                         ids=["one writer", "two writers, in order", "two writers, ahead of order"])
-def test_a_batch_whose_commit_was_not_acknowledged_is_not_applied_again(pair, pooled, monkeypatch, caplog,
-                                                                         writers, ahead):
+@pytest.mark.parametrize(("writers", "ahead", "fault"), [
+    (1, False, ANSWER_LOST), (2, False, ANSWER_LOST), (2, True, ANSWER_LOST), (2, False, NEVER_ARRIVED),
+    (2, False, LEFT_OPEN)], ids=["answer lost, one writer", "answer lost, two writers in order",
+                                 "answer lost, two writers, ahead of order", "never arrived", "session left open"])
+def test_a_batch_whose_commit_got_no_answer_is_applied_exactly_once(pair, pooled, monkeypatch, caplog,
+                                                                     writers, ahead, fault):
     for entity in PARENTS_OF_PATIENTS:
         run(pooled, entity)
-    lost = _lose_acknowledgement(monkeypatch, 2, ahead=ahead)
+    failed = _fail_commit(monkeypatch, 2, fault, ahead=ahead)
 
-    stats = sync_entity(pooled.source, pooled.dest, SPECS["patients"], SPECS, partitions_for(pair.keys, pair.keys),
-                        pair.keys, RunInfo("run-ops", "pytest", mode=FULL, batch_size=50, writers=writers))
+    try:
+        stats = sync_entity(pooled.source, pooled.dest, SPECS["patients"], SPECS,
+                            partitions_for(pair.keys, pair.keys), pair.keys,
+                            RunInfo("run-ops", "pytest", mode=FULL, batch_size=50, writers=writers))
+    finally:
+        if failed and fault == LEFT_OPEN and failed[1].dbapi_connection is not None:
+            failed[1].invalidate()  # the one connection nothing else closed
 
-    assert lost == ([1] if ahead else [2])  # the pass's next batch in order when the COMMIT went out
+    assert failed[0] == (1 if ahead else 2)  # the pass's next batch in order when the COMMIT went out
     assert stats.read == pair.src("SELECT count(*) FROM public.patients")[0][0]
     assert [r["step"] for r in retried_batches(pair, "patients")] == ["destination write"]
     assert_counted_once(pair, "patients", stats)
-    assert "its COMMIT went through although the connection dropped" in caplog.text
+    assert ("its COMMIT went through although the connection dropped" in caplog.text) is (fault == ANSWER_LOST)
+    if fault == LEFT_OPEN:  # the retry ended the session that held the batch's transaction
+        assert pair.dst("SELECT count(*) FROM pg_stat_activity WHERE pid = :p", p=failed[2]) == [(0,)]
     assert_target_matches_oracle(pair, LOADED)
     assert_batches_atomic(pair, "patients")  # one audit row for the batch
     assert_no_duplicate_batches(pair)
@@ -179,7 +220,7 @@ def test_an_unacknowledged_commit_of_the_last_checkpoint_is_not_saved_twice(pair
     def finish_unacknowledged(self, fate):
         if not lost:
             lost.append(bool(self._pending_progress))
-            self.dst = _AcknowledgementLost(self.dst)
+            self.dst = _CommitFault(self.dst, ANSWER_LOST)
         return finish(self, fate)
 
     monkeypatch.setattr(EntitySync, "_finish", finish_unacknowledged)

@@ -2,7 +2,7 @@
 import pytest
 
 from dbmig_pipeline.grants import validate_role_name
-from dbmig_pipeline.settings import ConfigError, Settings
+from dbmig_pipeline.settings import ConfigError, Settings, never_leaves_the_machine
 
 URL = "postgresql://migrator:s3cret-pw@db.example:5432/legacy"
 PROD = {"DBMIG_ENV": "production", "DBMIG_SOURCE_URL": URL, "DBMIG_DEST_URL": URL}
@@ -95,3 +95,29 @@ def test_production_takes_a_dagster_storage_that_verifies_its_server_or_never_le
     with pytest.raises(ConfigError, match=r"DAGSTER_PG_URL .* \(or, as DBMIG_ALLOW_TLS_REQUIRE=true"):
         Settings.from_env({**allowed, "DAGSTER_PG_URL": DAGSTER + "?sslmode=allow"})
     assert Settings.from_env({"DAGSTER_PG_URL": DAGSTER}).dagster_pg_url  # outside production: libpq's defaults
+
+
+@pytest.mark.parametrize(("url", "env", "local"), [
+    ("postgresql://u@/db?host=/var/run/postgresql", {}, True),
+    ("postgresql://u@/db?host=@abstract", {}, True),
+    ("postgresql://u@/db", {}, True),  # libpq's default socket
+    ("postgresql://u@/db?host=/var/run/postgresql,db.example", {}, False),  # a list: any host over the network
+    ("postgresql://u@/db?host=/tmp&host=db.example", {}, False),
+    ("postgresql://u@/db", {"PGHOST": "db.example"}, False),
+    ("postgresql://u@/db", {"PGHOST": "/tmp"}, True),
+    ("postgresql://u@/db?host=/tmp&hostaddr=10.0.0.5", {}, False),
+    ("postgresql://u@/db?host=/tmp", {"PGHOSTADDR": "10.0.0.5"}, False),
+    ("postgresql://u@/db?service=runs", {}, False),  # the service file may name any host
+    ("postgresql://u@/db", {"PGSERVICE": "runs"}, False),
+    ("postgresql://u@db.example:5432/db", {}, False),
+])
+def test_a_url_counts_as_local_only_if_every_host_libpq_may_try_is_a_socket(url, env, local):
+    assert never_leaves_the_machine(url, env) is local
+
+
+def test_production_finds_a_dagster_storage_over_the_network_however_its_host_is_given():
+    for url, env in (("postgresql://dagster:runs-pw@/dagster", {"PGHOST": "db.example"}),
+                     ("postgresql://dagster:runs-pw@/dagster?host=/tmp,db.example", {}),
+                     ("postgresql://dagster:runs-pw@/dagster?hostaddr=10.0.0.5", {})):
+        with pytest.raises(ConfigError, match="DAGSTER_PG_URL with"):
+            Settings.from_env({**PROD_TLS, **env, "DAGSTER_PG_URL": url})
