@@ -33,11 +33,9 @@ class _Database(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._settings = Settings.from_env()
         self._engine = self._build(self._settings)
-        if self._side == "source":
-            check_connection(self._engine, self._settings.source, self._settings)
-        else:
-            check_connection(self._engine, self._settings.dest, self._settings,
-                             min_server_version=DEST_MIN_SERVER_VERSION)
+        side = self._settings.source if self._side == "source" else self._settings.dest
+        check_connection(self._engine, side, self._settings,
+                         min_server_version=0 if self._side == "source" else DEST_MIN_SERVER_VERSION)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._engine is not None:

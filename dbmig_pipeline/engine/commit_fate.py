@@ -101,10 +101,9 @@ class CommitFate:
                 if status == "in progress":
                     cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                                 " WHERE pid = %s AND backend_xid = %s::xid8::xid", (self.backend_pid, self.xid))
-                    waited = 0.0
-                    while status == "in progress" and waited < SESSION_END_WAIT_S:
+                    deadline = time.monotonic() + SESSION_END_WAIT_S
+                    while status == "in progress" and time.monotonic() < deadline:
                         time.sleep(0.05)
-                        waited += 0.05
                         status = self._ask(cur)
             except psycopg2.errors.InsufficientPrivilege:
                 return "in progress"  # not ours to end: the retry asks again later

@@ -322,7 +322,7 @@ class EntitySync:
 
     def _finish(self, fate: CommitFate) -> None:
         if fate.went_through(self.dst):  # an earlier attempt's unanswered COMMIT took effect
-            self._pending_progress, self._pending_batches = {}, 0
+            fate.after()
             return
         with self.dst.cursor() as cur:
             if self._pending_progress:
@@ -334,7 +334,9 @@ class EntitySync:
             bk.save_checkpoint(cur, self.spec.name, {}, self.keys)
             bk.audit(cur, "run_finished", entity=self.spec.name, partition_key=self._range_label(),
                      run_id=self.run.run_id, operator=self.run.operator, details=self.stats.as_dict())
-        fate.commit(self.dst)
+        fate.commit(self.dst, after=self._forget_saved_progress)
+
+    def _forget_saved_progress(self) -> None:
         self._pending_progress, self._pending_batches = {}, 0
 
     def _range_label(self) -> str:
