@@ -25,6 +25,7 @@ import psycopg2.errors
 from sqlalchemy.engine import Engine
 
 from dbmig_pipeline.engine import bookkeeping as bk
+from dbmig_pipeline.engine.allocator import fix_mmap_threshold
 from dbmig_pipeline.engine.commit_fate import CommitFate
 from dbmig_pipeline.engine.errors import IntegrityHalt
 from dbmig_pipeline.engine.extract import HASH_COLUMN, Position, Window, count_query, fetch_batch, fetch_by_ids, safe_horizon
@@ -844,6 +845,7 @@ def sync_entity(source: Engine, dest: Engine, spec: EntitySpec, specs_by_name: d
                 on_progress: Callable[[ProgressEvent], None] | None = None) -> SyncStats:
     """Move what changed in `partitions` of `spec` from source to destination; one pass of an
     entity at a time (engine/pass_lock.py)."""
+    fix_mmap_threshold()  # the batches' buffers go back to the kernel when freed (engine/allocator.py)
     with entity_pass_lock(dest, spec.name):
         sync = EntitySync(source, dest, spec, specs_by_name, partitions, all_keys, run, on_progress)
         try:

@@ -1,0 +1,49 @@
+"""Large buffers straight from the kernel, so that a batch's memory goes back when it is done.
+
+glibc's malloc serves an allocation above its mmap threshold (128 KiB at
+start) with a mapping of its own, which free() returns to the kernel. But
+once such a block is freed, glibc raises the threshold to that block's size
+(up to 32 MiB): from then on a batch's column buffers (80 KiB to a few MiB)
+are carved out of the per-thread arenas of the reader and the writers, where
+freed space stays resident in fragments. Fixing the threshold at 256 KiB
+keeps them out: ~20 MiB less peak RSS for a full load at scale 1.0, for
+more page faults (BENCHMARKS.md, seventh round). At 1 MiB it gave nothing
+back: the fragments are the mid-sized column buffers.
+
+A `MALLOC_MMAP_THRESHOLD_` in the environment still decides (glibc reads it
+at start-up; this leaves it alone).
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import threading
+
+#: mallopt's parameter number for the mmap threshold (glibc's malloc.h)
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 256 * 1024
+
+_lock = threading.Lock()
+_fixed = False
+
+
+def fix_mmap_threshold() -> bool:
+    """Fix glibc's mmap threshold for the rest of the process (once; later calls are free).
+
+    False, and nothing changed, where the C library is not glibc or the
+    environment sets `MALLOC_MMAP_THRESHOLD_` itself.
+    """
+    global _fixed
+    with _lock:
+        if _fixed:
+            return True
+        if "MALLOC_MMAP_THRESHOLD_" in os.environ or platform.libc_ver()[0] != "glibc":
+            return False
+        try:
+            mallopt = ctypes.CDLL(None).mallopt  # the C library this process already runs on
+        except (OSError, AttributeError):
+            return False
+        mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+        _fixed = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
+        return _fixed
