@@ -25,25 +25,28 @@ _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 256 * 1024
 
 _lock = threading.Lock()
-_fixed = False
+_decided: bool | None = None
 
 
 def fix_mmap_threshold() -> bool:
-    """Fix glibc's mmap threshold for the rest of the process (once; later calls are free).
+    """Fix glibc's mmap threshold for the rest of the process (decided once; later calls are free).
 
     False, and nothing changed, where the C library is not glibc or the
     environment sets `MALLOC_MMAP_THRESHOLD_` itself.
     """
-    global _fixed
+    global _decided
     with _lock:
-        if _fixed:
-            return True
-        if "MALLOC_MMAP_THRESHOLD_" in os.environ or platform.libc_ver()[0] != "glibc":
-            return False
-        try:
-            mallopt = ctypes.CDLL(None).mallopt  # the C library this process already runs on
-        except (OSError, AttributeError):
-            return False
-        mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-        _fixed = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
-        return _fixed
+        if _decided is None:
+            _decided = _fix()
+        return _decided
+
+
+def _fix() -> bool:
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the C library this process already runs on
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1

@@ -5,12 +5,14 @@ engine_helpers (never from the transforms), or is written out by hand.
 """
 from __future__ import annotations
 
+import platform
 import re
 from datetime import UTC, datetime
 
 import pytest
 
 from dbmig_pipeline.demo.seed import seed_legacy
+from dbmig_pipeline.engine import allocator
 from dbmig_pipeline.engine import bookkeeping as bk
 from dbmig_pipeline.engine.errors import IntegrityHalt
 from dbmig_pipeline.engine.parked import ready_to_retry
@@ -495,3 +497,14 @@ def test_system_messages_without_updated_at_are_migrated_across_batches(pair):
     again = pair.run("system_messages", mode=FULL, batch_size=4, run_id="run-2")
     assert (again.read, again.written, again.unchanged) == (13, 1, 12)
     assert added in target_ids(pair, "system_messages")
+
+
+# --- memory -------------------------------------------------------------------------
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the mmap threshold is glibc's")
+def test_a_pass_fixes_the_mmap_threshold_of_its_process(pair, monkeypatch):
+    """engine/allocator.py: the batches' freed buffers go back to the kernel (its own tests show how)."""
+    monkeypatch.setattr(allocator, "_decided", None)
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    pair.run("offices")
+    assert allocator._decided is True
