@@ -7,7 +7,7 @@ once such a block is freed, glibc raises the threshold to that block's size
 are carved out of the per-thread arenas of the reader and the writers, where
 freed space stays resident in fragments. Fixing the threshold at 256 KiB
 keeps them out: ~20 MiB less peak RSS for a full load at scale 1.0, for
-more page faults (BENCHMARKS.md, seventh round). At 1 MiB it gave nothing
+more page faults (decision 0008; BENCHMARKS.md, seventh round). At 1 MiB it gave nothing
 back: the fragments are the mid-sized column buffers.
 
 A `MALLOC_MMAP_THRESHOLD_` in the environment still decides (glibc reads it
