@@ -10,8 +10,9 @@ keeps them out: ~20 MiB less peak RSS for a full load at scale 1.0, for
 more page faults (decision 0008; BENCHMARKS.md, seventh round). At 1 MiB it gave nothing
 back: the fragments are the mid-sized column buffers.
 
-A `MALLOC_MMAP_THRESHOLD_` in the environment still decides (glibc reads it
-at start-up; this leaves it alone).
+A threshold set in the environment still decides (`MALLOC_MMAP_THRESHOLD_`
+or `glibc.malloc.mmap_threshold` in `GLIBC_TUNABLES`: glibc reads them at
+start-up; this leaves them alone).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def fix_mmap_threshold() -> bool:
     """Fix glibc's mmap threshold for the rest of the process (decided once; later calls are free).
 
     False, and nothing changed, where the C library is not glibc or the
-    environment sets `MALLOC_MMAP_THRESHOLD_` itself.
+    environment sets the threshold itself.
     """
     global _decided
     with _lock:
@@ -42,7 +43,7 @@ def fix_mmap_threshold() -> bool:
 
 
 def _fix() -> bool:
-    if "MALLOC_MMAP_THRESHOLD_" in os.environ or platform.libc_ver()[0] != "glibc":
+    if _set_by_environment() or platform.libc_ver()[0] != "glibc":
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt  # the C library this process already runs on
@@ -50,3 +51,9 @@ def _fix() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
+
+
+def _set_by_environment() -> bool:
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    return "MALLOC_MMAP_THRESHOLD_" in os.environ or any(
+        t.split("=", 1)[0].strip() == "glibc.malloc.mmap_threshold" for t in tunables.split(":"))

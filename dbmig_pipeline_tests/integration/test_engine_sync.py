@@ -506,5 +506,6 @@ def test_a_pass_fixes_the_mmap_threshold_of_its_process(pair, monkeypatch):
     """engine/allocator.py: the batches' freed buffers go back to the kernel (its own tests show how)."""
     monkeypatch.setattr(allocator, "_decided", None)
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
     pair.run("offices")
     assert allocator._decided is True

@@ -34,7 +34,8 @@ print(libc.mallinfo2().hblkhd - before)
 
 
 def _run(mode: str, **env: str) -> tuple[str, int]:
-    child_env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"} | env
+    # glibc's defaults, whatever the environment of the test run tunes
+    child_env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")} | env
     out = subprocess.run([sys.executable, "-c", _CHILD, mode], env=child_env, capture_output=True, text=True,
                          check=True, timeout=60).stdout.split()
     return out[0], int(out[1])
@@ -55,3 +56,15 @@ def test_the_environment_decides_when_it_sets_the_threshold():
     fixed, mapped = _run("fix", MALLOC_MMAP_THRESHOLD_=str(64 * 1024 * 1024))
     assert fixed == "False"
     assert mapped == 0  # the environment's 64 MiB threshold keeps a 512 KiB block in the heap
+
+
+def test_glibc_tunables_decide_too():
+    fixed, mapped = _run("fix", GLIBC_TUNABLES=f"glibc.malloc.check=0:glibc.malloc.mmap_threshold={64 * 1024 * 1024}")
+    assert fixed == "False"
+    assert mapped == 0
+
+
+def test_other_tunables_leave_the_threshold_to_dbmig():
+    fixed, mapped = _run("fix", GLIBC_TUNABLES="glibc.malloc.check=0")
+    assert fixed == "True"
+    assert mapped >= 512 * 1024
