@@ -102,8 +102,19 @@ def has_history(cur, entity: str) -> bool:
     return cur.fetchone()[0]
 
 
+def _optional_column(frame: pd.DataFrame, column: str, kind) -> list:
+    """`frame[column]` as a parameter list, None where missing (or for every row without the column)."""
+    if column not in frame.columns:
+        return [None] * len(frame)
+    return [None if pd.isna(v) else kind(v) for v in frame[column]]
+
+
 def record_errors(cur, entity: str, errors: pd.DataFrame, run_id: str | None) -> None:
-    """One open row per source row and cause; other causes of the same rows are resolved."""
+    """One open row per source row and cause; other causes of the same rows are resolved.
+
+    `errors` has legacy_id, category and detail; parked rows also name the parent they wait for
+    (missing_parent_entity, missing_parent_id), which the retry of parked rows asks the target about.
+    """
     if errors.empty:
         return
     params = {
@@ -111,6 +122,8 @@ def record_errors(cur, entity: str, errors: pd.DataFrame, run_id: str | None) ->
         "ids": [int(v) for v in errors["legacy_id"]],
         "categories": list(errors["category"]),
         "details": [str(v) for v in errors["detail"]],
+        "parent_entities": _optional_column(errors, "missing_parent_entity", str),
+        "parent_ids": _optional_column(errors, "missing_parent_id", int),
         "run_id": run_id,
     }
     cur.execute(
@@ -124,11 +137,14 @@ def record_errors(cur, entity: str, errors: pd.DataFrame, run_id: str | None) ->
     )
     cur.execute(
         """
-        INSERT INTO dbmig.row_errors AS e (entity, legacy_id, category, detail, run_id)
-        SELECT %(entity)s, u.legacy_id, u.category, u.detail, %(run_id)s
-          FROM unnest(%(ids)s::bigint[], %(categories)s::text[], %(details)s::text[]) AS u(legacy_id, category, detail)
+        INSERT INTO dbmig.row_errors AS e (entity, legacy_id, category, detail, missing_parent_entity,
+                                           missing_parent_id, run_id)
+        SELECT %(entity)s, u.legacy_id, u.category, u.detail, u.parent_entity, u.parent_id, %(run_id)s
+          FROM unnest(%(ids)s::bigint[], %(categories)s::text[], %(details)s::text[], %(parent_entities)s::text[],
+                      %(parent_ids)s::bigint[]) AS u(legacy_id, category, detail, parent_entity, parent_id)
         ON CONFLICT (entity, legacy_id, category) DO UPDATE
-           SET detail = EXCLUDED.detail, attempts = e.attempts + 1, last_seen_at = now(),
+           SET detail = EXCLUDED.detail, missing_parent_entity = EXCLUDED.missing_parent_entity,
+               missing_parent_id = EXCLUDED.missing_parent_id, attempts = e.attempts + 1, last_seen_at = now(),
                resolved_at = NULL, run_id = EXCLUDED.run_id
         """,
         params,

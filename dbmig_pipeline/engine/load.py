@@ -93,16 +93,27 @@ def keys_held_in_target(cur, spec: EntitySpec, rows: pd.DataFrame, staged_ids: l
     return False
 
 
+@dataclass(frozen=True)
+class ParkedRow:
+    """A staged row left out for a missing parent, and the parent it waits for."""
+
+    legacy_id: int
+    detail: str
+    parent_entity: str
+    parent_id: int
+
+
 def missing_parents(cur, spec: EntitySpec, rows: pd.DataFrame,
-                    specs_by_name: dict[str, EntitySpec]) -> list[tuple[int, str]]:
-    """Rows of `rows` (staged rows) whose parent is not in the target: (legacy_id, detail), one per row.
+                    specs_by_name: dict[str, EntitySpec]) -> list[ParkedRow]:
+    """Rows of `rows` (staged rows) whose parent is not in the target, one per row (its first
+    missing parent), in id order.
 
     Asked after the upsert, for the rows it did not write: its join on the
     parents already left these out, so the common batch (every parent
     present) pays for no second look-up. The ids travel as arrays, which the
     planner sizes right (see `keys_held_in_target`).
     """
-    parked: dict[int, str] = {}
+    parked: dict[int, ParkedRow] = {}
     for parent in spec.parents:
         cur.execute(
             sql.SQL(
@@ -115,9 +126,10 @@ def missing_parents(cur, spec: EntitySpec, rows: pd.DataFrame,
             {"ids": IdArray(rows["legacy_id"]), "parents": IdArray(rows[parent.staging_column])},
         )
         for legacy_id, parent_id in cur.fetchall():
-            parked.setdefault(
-                legacy_id, f"{parent.source_column} {parent_id} is not (yet) in {parent.entity}; parked until it arrives")
-    return sorted(parked.items())
+            parked.setdefault(legacy_id, ParkedRow(
+                legacy_id, f"{parent.source_column} {parent_id} is not (yet) in {parent.entity}; parked until it arrives",
+                parent.entity, parent_id))
+    return [parked[i] for i in sorted(parked)]
 
 
 def upsert(cur, spec: EntitySpec, stage: str, specs_by_name: dict[str, EntitySpec], *,

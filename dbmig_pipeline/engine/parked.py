@@ -1,46 +1,44 @@
-"""Which parked rows are worth another try: those whose parents are all in the target now.
+"""Which parked rows are worth another try: those whose recorded parent is in the target now.
 
-Every run used to re-read, transform and re-stage every open parked row, to
-find out that most parents were still missing. Asking first costs two index
-look-ups per chunk: the rows' current parent ids in the source, then which of
-those parents the target holds. A row the source no longer has is returned
-too, so the retry resolves its error as gone.
+A row parked for a missing parent records which parent it waits for
+(dbmig.row_errors.missing_parent_entity / missing_parent_id). Each run asks
+the target, in one statement, which of those parents have arrived; only
+those rows are read again from the source. The source is not asked about the
+rows still waiting: a parked row whose parent changes in the source with an
+`updated_at` bump is read again by the differential scan anyway; one that
+changes without a bump, or disappears, is what `dbmig reconcile` finds
+(MAPPING.md section 4; decision 0009). Reading every parked row's current
+parent from the source at every run grew with the parked rows forever.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from psycopg2 import sql
 
-from dbmig_pipeline.engine.id_array import IdArray
-from dbmig_pipeline.entities.spec import EntitySpec
+from dbmig_pipeline.entities.spec import MISSING_PARENT, EntitySpec
 
 
-def ready_to_retry(src_cur, dst_cur, spec: EntitySpec, specs_by_name: dict[str, EntitySpec],
-                   ids: Sequence[int]) -> list[int]:
-    """The ids among `ids` (parked rows of `spec`) whose every parent is in the target, or
-    that the source lost; in id order."""
-    if not ids or not spec.parents:
-        return sorted(ids)
-    src_cur.execute(
-        sql.SQL("SELECT id, {parents} FROM {table} WHERE id = ANY(%s)").format(
-            parents=sql.SQL(", ").join(sql.Identifier(p.source_column) for p in spec.parents),
-            table=sql.Identifier(spec.source_schema, spec.source_table)),
-        (IdArray(ids),),
+def ready_to_retry(dst_cur, spec: EntitySpec, specs_by_name: dict[str, EntitySpec]) -> list[int]:
+    """Legacy ids of the open parked rows of `spec` whose recorded parent is in the target, in id
+    order; with them the rows that record no parent of `spec` (parked before the parent was
+    recorded, control schema version 4, or for a parent the mapping no longer has), which the
+    retry parks again with their parent recorded if it is still missing."""
+    arrived = [
+        sql.SQL("(e.missing_parent_entity = {name} AND EXISTS "
+                "(SELECT 1 FROM {table} p WHERE p.legacy_id = e.missing_parent_id))").format(
+            name=sql.Literal(parent.entity),
+            table=sql.Identifier(specs_by_name[parent.entity].target_schema,
+                                 specs_by_name[parent.entity].target_table))
+        for parent in spec.parents
+    ]
+    dst_cur.execute(
+        sql.SQL(
+            """
+            SELECT e.legacy_id FROM dbmig.row_errors e
+             WHERE e.entity = %(entity)s AND e.category = %(category)s AND e.resolved_at IS NULL
+               AND (e.missing_parent_entity IS NULL OR e.missing_parent_entity <> ALL(%(parents)s::text[]) {arrived})
+             ORDER BY e.legacy_id
+            """
+        ).format(arrived=sql.SQL("").join(sql.SQL(" OR ") + a for a in arrived)),
+        {"entity": spec.name, "category": MISSING_PARENT, "parents": [p.entity for p in spec.parents]},
     )
-    parents_of = {row[0]: row[1:] for row in src_cur.fetchall()}
-    present: list[set[int]] = []
-    for i, parent in enumerate(spec.parents):
-        wanted = {p[i] for p in parents_of.values() if p[i] is not None}
-        target = specs_by_name[parent.entity]
-        dst_cur.execute(
-            sql.SQL("SELECT legacy_id FROM {} WHERE legacy_id = ANY(%s)").format(
-                sql.Identifier(target.target_schema, target.target_table)),
-            (IdArray(sorted(wanted)),),
-        )
-        present.append({row[0] for row in dst_cur.fetchall()})
-    return sorted(
-        i for i in ids
-        if i not in parents_of
-        or all(p is not None and p in present[n] for n, p in enumerate(parents_of[i]))
-    )
+    return [row[0] for row in dst_cur.fetchall()]

@@ -438,23 +438,17 @@ class EntitySync:
         return total
 
     def _retry_parked(self) -> None:
-        """Children parked for a missing parent get another chance once their parents are in the
-        target (engine/parked.py); rows named by an integrity halt at every run. The latter matters once the source is fixed: a row loaded before its
-        conflicting partner was read lies behind the cursor, so no scan would ever resolve its error;
-        while the conflict lasts, retrying it stops the entity again."""
+        """Children parked for a missing parent get another chance once the parent they wait for is
+        in the target (engine/parked.py); rows named by an integrity halt at every run. The latter
+        matters once the source is fixed: a row loaded before its conflicting partner was read lies
+        behind the cursor, so no scan would ever resolve its error; while the conflict lasts,
+        retrying it stops the entity again."""
         with self.dst.cursor() as cur:
-            parked = bk.open_error_ids(cur, self.spec.name, MISSING_PARENT)
+            ready = ready_to_retry(cur, self.spec, self.specs_by_name)
             halted = bk.open_error_ids(cur, self.spec.name, INTEGRITY)
         self.dst.commit()
-        ready: list[int] = []
-        for start in range(0, len(parked), self.run.batch_size):
-            chunk = parked[start:start + self.run.batch_size]
-            with self.src.cursor() as scur, self.dst.cursor() as dcur:
-                ready += ready_to_retry(scur, dcur, self.spec, self.specs_by_name, chunk)
-            self.src.commit()
-            self.dst.commit()
         outcome = self.reprocess_ids(sorted(set(ready) | set(halted)), reason="retry_parked")
-        self.stats.unparked += len(set(outcome.written) & set(parked))
+        self.stats.unparked += len(set(outcome.written) & set(ready))
 
     # --- targeted repairs (reconciliation, `dbmig errors retry`) ---------
 
@@ -588,7 +582,7 @@ class EntitySync:
             staged_ids = result.rows["legacy_id"].astype("int64")
             left_out = result.rows[~staged_ids.isin(written).to_numpy()]
             parked = missing_parents(cur, spec, left_out, self.specs_by_name) if len(left_out) else []
-            held = left_out[left_out["legacy_id"].isin([i for i, _ in parked]).to_numpy()]
+            held = left_out[left_out["legacy_id"].isin([p.legacy_id for p in parked]).to_numpy()]
             if len(held) and keys_held_in_target(cur, spec, held, list(staged_ids)):
                 self._collisions(cur, changed, extra, allow_restage)  # a parked row's key is held in the target
             outcome.written = written
@@ -599,7 +593,9 @@ class EntitySync:
             errors = result.rejects[["legacy_id", "category", "detail"]]
             if parked:
                 errors = pd.concat([errors, pd.DataFrame(
-                    [(i, MISSING_PARENT, d) for i, d in parked], columns=["legacy_id", "category", "detail"])])
+                    [(p.legacy_id, MISSING_PARENT, p.detail, p.parent_entity, p.parent_id) for p in parked],
+                    columns=["legacy_id", "category", "detail", "missing_parent_entity", "missing_parent_id"],
+                    dtype=object)])  # object: a bigint parent id must not pass through float
             bk.record_errors(cur, spec.name, errors, self.run.run_id)
             rewritten = [i for i in written if i not in prepared.first_reads]
             bk.resolve_errors(cur, spec.name, rewritten)
@@ -678,7 +674,7 @@ class EntitySync:
         """Ledger rows of the batch's rows that were not loaded (the upsert records the loaded ones)."""
         outcome = pd.Series(None, index=changed.index, dtype=object)
         ids = changed["id"]
-        outcome[ids.isin([p[0] for p in parked])] = "parked"
+        outcome[ids.isin([p.legacy_id for p in parked])] = "parked"
         outcome[ids.isin(rejects["legacy_id"])] = "quarantined"
         keep = outcome.notna()
         return pd.DataFrame({

@@ -126,9 +126,10 @@ def open_errors(pair: Pair, entity: str | None = None) -> dict[tuple[str, int], 
 
 
 def error_row(pair: Pair, entity: str, legacy_id: int, category: str) -> dict | None:
-    rows = pair.dst("SELECT attempts, resolved_at, detail FROM dbmig.row_errors"
+    columns = ("attempts", "resolved_at", "detail", "missing_parent_entity", "missing_parent_id")
+    rows = pair.dst(f"SELECT {', '.join(columns)} FROM dbmig.row_errors"
                     " WHERE entity = :e AND legacy_id = :i AND category = :c", e=entity, i=legacy_id, c=category)
-    return dict(zip(("attempts", "resolved_at", "detail"), rows[0])) if rows else None
+    return dict(zip(columns, rows[0])) if rows else None
 
 
 # --- the oracle -----------------------------------------------------------------

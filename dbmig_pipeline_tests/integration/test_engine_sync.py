@@ -119,6 +119,15 @@ def base_rows(pair, *, patients: int, orders: int) -> None:
         for i in range(1, orders + 1)])
 
 
+def late_patient_with_order(pair, *, status: int) -> tuple[int, int]:
+    """A new patient (with this legacy status) and an order of it, both just changed: (patient, order)."""
+    patient = insert(pair, "patients", [{"created_at": OLD, "updated_at": datetime.now(UTC), "doctor_id": 1,
+                                         "first_name": "Late", "last_name": "Parent", "status": status}])[0]
+    order = insert(pair, "orders", [{"created_at": OLD, "updated_at": datetime.now(UTC), "patient_id": patient,
+                                     "order_no": f"late-{patient}", "status": "draft", "price": "1.00"}])[0]
+    return patient, order
+
+
 def test_rows_changed_while_the_first_load_runs_end_with_the_errors_and_warnings_of_their_last_version(pair):
     """A first load skips the ledger look-up of rows committed before it began; a row changed while it
     runs is read a second time, and that read must still clear what its first version left behind."""
@@ -331,7 +340,7 @@ def test_parked_child_loads_once_its_quarantined_parent_is_fixed(pair):
     assert_target_matches_oracle(pair)
 
 
-def test_only_parked_rows_whose_parents_arrived_or_that_the_source_lost_are_retried(pair):
+def test_only_parked_rows_whose_recorded_parent_arrived_are_retried(pair):
     base_rows(pair, patients=2, orders=2)
     pair.run_all(mode=FULL)
     # three new patients: the first loads, the other two are quarantined (unknown status 7)
@@ -344,32 +353,71 @@ def test_only_parked_rows_whose_parents_arrived_or_that_the_source_lost_are_retr
     first = pair.run("orders", mode=DIFFERENTIAL, run_id="run-2")  # before the patients run: all three parked
     assert first.parked == 3
     assert open_errors(pair, "orders") == {("orders", i): "missing_parent" for i in orders}
+    waits_for = {i: (row["missing_parent_entity"], row["missing_parent_id"])
+                 for i in orders for row in [error_row(pair, "orders", i, "missing_parent")]}
+    assert waits_for == {o: ("patients", p) for o, p in zip(orders, patients)}
 
     pair.run("patients", mode=DIFFERENTIAL, run_id="run-3")  # the first parent arrives
     pair.src("DELETE FROM orders WHERE id = :i", i=orders[2])  # and one parked child leaves the source
-    src, dst = pair.source.raw_connection(), pair.dest.raw_connection()
+    dst = pair.dest.raw_connection()
     try:
-        ready = ready_to_retry(src.cursor(), dst.cursor(), get_entity("orders"), {s.name: s for s in ENTITIES},
-                               orders)
+        with dst.cursor() as cur:
+            ready = ready_to_retry(cur, get_entity("orders"), {s.name: s for s in ENTITIES})
     finally:
-        src.close()
         dst.close()
-    assert ready == [orders[0], orders[2]]
+    assert ready == [orders[0]]  # the source is not asked: the deleted row is reconciliation's
 
     later = pair.run("orders", mode=DIFFERENTIAL, run_id="run-3")
     assert later.unparked == 1 and orders[0] in target_ids(pair, "orders")
-    assert open_errors(pair, "orders") == {("orders", orders[1]): "missing_parent"}
+    assert open_errors(pair, "orders") == {("orders", orders[1]): "missing_parent",
+                                           ("orders", orders[2]): "missing_parent"}
     assert error_row(pair, "orders", orders[1], "missing_parent")["attempts"] == 1  # its parent never came
-    assert error_row(pair, "orders", orders[2], "missing_parent")["resolved_at"] is not None  # gone
+    assert error_row(pair, "orders", orders[2], "missing_parent")["attempts"] == 1  # not re-read either
+
+
+def test_a_parked_row_changed_to_another_missing_parent_waits_for_that_one(pair):
+    base_rows(pair, patients=2, orders=2)
+    pair.run_all(mode=FULL)
+    late = insert(pair, "patients", [
+        {"created_at": OLD, "updated_at": datetime.now(UTC), "doctor_id": 1, "first_name": "Late",
+         "last_name": f"Parent {n}", "status": 1} for n in range(2)])
+    order = insert(pair, "orders", [{"created_at": OLD, "updated_at": datetime.now(UTC), "patient_id": late[0],
+                                     "order_no": "moved", "status": "draft", "price": "1.00"}])[0]
+    assert pair.run("orders", mode=DIFFERENTIAL, run_id="run-2").parked == 1
+    pair.src("UPDATE orders SET patient_id = :p, updated_at = now() WHERE id = :o", p=late[1], o=order)
+    assert pair.run("orders", mode=DIFFERENTIAL, run_id="run-3").parked == 1  # read again by the scan
+    parked = error_row(pair, "orders", order, "missing_parent")
+    assert (parked["missing_parent_entity"], parked["missing_parent_id"], parked["attempts"]) == ("patients", late[1], 2)
+    assert str(late[1]) in parked["detail"]
+
+    pair.run("patients", mode=DIFFERENTIAL, run_id="run-4")
+    assert pair.run("orders", mode=DIFFERENTIAL, run_id="run-4").unparked == 1
+    loaded = pair.dst("SELECT p.legacy_id FROM app.orders o JOIN app.patients p ON p.id = o.patient_id"
+                      " WHERE o.legacy_id = :o", o=order)
+    assert loaded == [(late[1],)]
+    assert_target_matches_oracle(pair)
+
+
+def test_rows_parked_before_parents_were_recorded_are_retried_once_then_wait(pair):
+    """Control schema version 4 added the recorded parent; rows parked before it have none."""
+    base_rows(pair, patients=2, orders=2)
+    pair.run_all(mode=FULL)
+    missing, order = late_patient_with_order(pair, status=7)  # the patient is quarantined: never loaded
+    assert pair.run("orders", mode=DIFFERENTIAL, run_id="run-2").parked == 1
+    pair.dst("UPDATE dbmig.row_errors SET missing_parent_entity = NULL, missing_parent_id = NULL"
+             " WHERE entity = 'orders' AND legacy_id = :o", o=order)  # as parked by version 3
+
+    assert pair.run("orders", mode=DIFFERENTIAL, run_id="run-3").unparked == 0  # retried, parked again
+    parked = error_row(pair, "orders", order, "missing_parent")
+    assert (parked["missing_parent_entity"], parked["missing_parent_id"], parked["attempts"]) == ("patients", missing, 2)
+    pair.run("orders", mode=DIFFERENTIAL, run_id="run-4")
+    assert error_row(pair, "orders", order, "missing_parent")["attempts"] == 2  # now it waits for patient `missing`
 
 
 def test_child_run_before_its_parent_arrives_is_parked_then_loaded(pair):
     base_rows(pair, patients=2, orders=2)
     pair.run_all(mode=FULL)
-    patient = insert(pair, "patients", [{"created_at": OLD, "updated_at": datetime.now(UTC), "doctor_id": 1,
-                                         "first_name": "Late", "last_name": "Parent", "status": 1}])[0]
-    order = insert(pair, "orders", [{"created_at": OLD, "updated_at": datetime.now(UTC), "patient_id": patient,
-                                     "order_no": "late-1", "status": "draft", "price": "1.00"}])[0]
+    patient, order = late_patient_with_order(pair, status=1)
 
     child_first = pair.run("orders", mode=DIFFERENTIAL, run_id="run-2")  # the patients run has not happened yet
     assert (child_first.written, child_first.parked) == (0, 1)

@@ -268,6 +268,34 @@ def test_deleted_rows_are_soft_deleted_children_untouched_and_revived_when_they_
     assert_target_matches_oracle(pair)  # every row live again, content as the source says
 
 
+def test_parked_rows_the_source_lost_or_moved_without_a_bump_are_found_by_reconcile(pair):
+    """A sync retries only parked rows whose recorded parent arrived (decision 0009); what happens to a
+    parked row without a timestamp bump is reconciliation's, like every such change."""
+    seed(pair)
+    quarantined = insert(pair, "patients", [{"created_at": OLD, "updated_at": OLD, "doctor_id": 1,
+                                             "first_name": "Unknown", "last_name": "Status", "status": 7}])[0]
+    lost, moved = insert(pair, "orders", [
+        {"created_at": OLD, "updated_at": OLD, "patient_id": quarantined, "order_no": f"parked-{n}",
+         "status": "draft", "price": "1.00"} for n in range(2)])
+    pair.run_all(mode=FULL)
+    waiting = {("patients", quarantined): "business_rule", ("orders", lost): "missing_parent",
+               ("orders", moved): "missing_parent"}
+    assert open_errors(pair) == waiting
+    pair.src("DELETE FROM orders WHERE id = :i", i=lost)
+    pair.src("UPDATE orders SET patient_id = 3 WHERE id = :i", i=moved)  # no bump
+
+    differential(pair, "orders", "run-2")
+    assert open_errors(pair) == waiting and moved not in target_ids(pair, "orders")
+
+    result = reconcile(pair, "orders")
+    assert (result.soft_deleted, result.repaired) == (0, 1)  # the lost row never had a target row
+    assert open_errors(pair) == {("patients", quarantined): "business_rule"}
+    assert moved in target_ids(pair, "orders") and lost not in target_ids(pair, "orders")
+    assert ledger(pair, "orders")[lost] == "deleted"
+    assert baseline(pair, "orders").differences == 0
+    assert_target_matches_oracle(pair)
+
+
 # --- 5. the delete guard -----------------------------------------------------------------
 
 def test_delete_guard_halts_on_mass_disappearance_and_force_deletes_goes_through(pair):
