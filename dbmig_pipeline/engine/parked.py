@@ -22,23 +22,27 @@ def ready_to_retry(dst_cur, spec: EntitySpec, specs_by_name: dict[str, EntitySpe
     order; with them the rows that record no parent of `spec` (parked before the parent was
     recorded, control schema version 4, or for a parent the mapping no longer has), which the
     retry parks again with their parent recorded if it is still missing."""
-    arrived = [
-        sql.SQL("(e.missing_parent_entity = {name} AND EXISTS "
-                "(SELECT 1 FROM {table} p WHERE p.legacy_id = e.missing_parent_id))").format(
-            name=sql.Literal(parent.entity),
-            table=sql.Identifier(specs_by_name[parent.entity].target_schema,
-                                 specs_by_name[parent.entity].target_table))
-        for parent in spec.parents
-    ]
+    probes, arrived = [], []
+    for n, parent in enumerate(spec.parents):
+        target = specs_by_name[parent.entity]
+        alias = sql.Identifier(f"parent_{n}")
+        # LATERAL … LIMIT 1: one index probe per parked row. As EXISTS inside the OR the planner
+        # hashes the whole parent table instead (0.69 s for 1.5 M patients against 0.07 s).
+        probes.append(sql.SQL(
+            "LEFT JOIN LATERAL (SELECT true AS arrived FROM {table} p"
+            " WHERE e.missing_parent_entity = {name} AND p.legacy_id = e.missing_parent_id LIMIT 1) {alias} ON true"
+        ).format(table=sql.Identifier(target.target_schema, target.target_table), name=sql.Literal(parent.entity),
+                 alias=alias))
+        arrived.append(sql.SQL(" OR {}.arrived").format(alias))
     dst_cur.execute(
         sql.SQL(
             """
-            SELECT e.legacy_id FROM dbmig.row_errors e
+            SELECT e.legacy_id FROM dbmig.row_errors e {probes}
              WHERE e.entity = %(entity)s AND e.category = %(category)s AND e.resolved_at IS NULL
                AND (e.missing_parent_entity IS NULL OR e.missing_parent_entity <> ALL(%(parents)s::text[]) {arrived})
              ORDER BY e.legacy_id
             """
-        ).format(arrived=sql.SQL("").join(sql.SQL(" OR ") + a for a in arrived)),
+        ).format(probes=sql.SQL(" ").join(probes), arrived=sql.SQL("").join(arrived)),
         {"entity": spec.name, "category": MISSING_PARENT, "parents": [p.entity for p in spec.parents]},
     )
     return [row[0] for row in dst_cur.fetchall()]

@@ -21,7 +21,8 @@ from dbmig_pipeline.engine.pass_lock import entity_pass_lock
 from dbmig_pipeline.engine.sync import EntitySync, RunInfo
 from dbmig_pipeline.entities.spec import EntitySpec
 
-COLUMNS = ("entity", "legacy_id", "category", "detail", "attempts", "first_seen_at", "last_seen_at", "resolved_at")
+COLUMNS = ("entity", "legacy_id", "category", "detail", "missing_parent_entity", "missing_parent_id", "attempts",
+           "first_seen_at", "last_seen_at", "resolved_at")
 RETRY_OPERATION = "errors_retry"
 
 _FILTER = """

@@ -398,20 +398,26 @@ def test_a_parked_row_changed_to_another_missing_parent_waits_for_that_one(pair)
     assert_target_matches_oracle(pair)
 
 
-def test_rows_parked_before_parents_were_recorded_are_retried_once_then_wait(pair):
-    """Control schema version 4 added the recorded parent; rows parked before it have none."""
+def test_rows_that_record_no_parent_of_their_entity_are_retried_once_then_wait(pair):
+    """Rows parked before control schema version 4 record no parent; nor do rows parked for a parent
+    the mapping no longer has. Both are retried, and park again waiting for their parent."""
     base_rows(pair, patients=2, orders=2)
     pair.run_all(mode=FULL)
-    missing, order = late_patient_with_order(pair, status=7)  # the patient is quarantined: never loaded
-    assert pair.run("orders", mode=DIFFERENTIAL, run_id="run-2").parked == 1
+    before_v4 = late_patient_with_order(pair, status=7)  # the patients are quarantined: never loaded
+    old_parent = late_patient_with_order(pair, status=7)
+    assert pair.run("orders", mode=DIFFERENTIAL, run_id="run-2").parked == 2
     pair.dst("UPDATE dbmig.row_errors SET missing_parent_entity = NULL, missing_parent_id = NULL"
-             " WHERE entity = 'orders' AND legacy_id = :o", o=order)  # as parked by version 3
+             " WHERE entity = 'orders' AND legacy_id = :o", o=before_v4[1])
+    pair.dst("UPDATE dbmig.row_errors SET missing_parent_entity = 'offices', missing_parent_id = 1"
+             " WHERE entity = 'orders' AND legacy_id = :o", o=old_parent[1])  # office 1 is in the target
 
     assert pair.run("orders", mode=DIFFERENTIAL, run_id="run-3").unparked == 0  # retried, parked again
-    parked = error_row(pair, "orders", order, "missing_parent")
-    assert (parked["missing_parent_entity"], parked["missing_parent_id"], parked["attempts"]) == ("patients", missing, 2)
+    for patient, order in (before_v4, old_parent):
+        parked = error_row(pair, "orders", order, "missing_parent")
+        assert (parked["missing_parent_entity"], parked["missing_parent_id"], parked["attempts"]) == (
+            "patients", patient, 2)
     pair.run("orders", mode=DIFFERENTIAL, run_id="run-4")
-    assert error_row(pair, "orders", order, "missing_parent")["attempts"] == 2  # now it waits for patient `missing`
+    assert [error_row(pair, "orders", o, "missing_parent")["attempts"] for _, o in (before_v4, old_parent)] == [2, 2]
 
 
 def test_child_run_before_its_parent_arrives_is_parked_then_loaded(pair):

@@ -320,6 +320,7 @@ def test_errors_lists_the_held_rows_and_errors_retry_loads_them_after_the_source
     assert [(r["entity"], r["legacy_id"], r["category"], r["attempts"], r["resolved_at"]) for r in rows] == [
         ("patients", 2, "business_rule", 1, None), ("orders", 2, "missing_parent", 1, None)]  # parents first
     assert "status" in rows[0]["detail"]
+    assert [(r["missing_parent_entity"], r["missing_parent_id"]) for r in rows] == [(None, None), ("patients", 2)]
     only = json.loads(run_dbmig("errors", "--category", "missing_parent", "--json", env=env).stdout)["rows"]
     assert [(r["entity"], r["legacy_id"]) for r in only] == [("orders", 2)]
 
