@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _dbmig_command() -> list[str]:
     script = Path(sys.executable).with_name("dbmig")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "dbmig_pipeline.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "dbmig_pipeline"]
 
 
 class Bench:

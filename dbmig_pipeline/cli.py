@@ -13,7 +13,7 @@ import time
 
 import click
 
-from dbmig_pipeline import cli_drift, cli_errors, cli_reconcile, cli_security
+from dbmig_pipeline import cli_drift, cli_errors, cli_reconcile, cli_security, startup
 from dbmig_pipeline.cli_common import _friendly_errors, _settings, print_outcome
 from dbmig_pipeline.db import open_databases
 from dbmig_pipeline.schema import apply_control_schema, control_schema_version, ensure_target_schema
@@ -144,7 +144,8 @@ def seed(scale: float, random_seed: int, collisions: bool, force: bool, as_json:
 @_friendly_errors
 def migrate(entities, partition, date_from, date_to, full, as_json) -> None:
     """Move what changed. With no options: everything pending, in dependency order."""
-    from dbmig_pipeline.launch import run_migration
+    with startup.building():  # imports Dagster
+        from dbmig_pipeline.launch import run_migration
 
     if partition and (date_from or date_to):
         raise ConfigError("give either --partition or --from/--to, not both")

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import click
 
+from dbmig_pipeline import startup
 from dbmig_pipeline.cli_common import _friendly_errors, _settings
 from dbmig_pipeline.db import open_databases
 from dbmig_pipeline.entities import ENTITIES, ENTITY_NAMES
@@ -88,7 +89,8 @@ def diff(entities, as_json: bool) -> None:
 @_friendly_errors
 def reconcile(entities, force_deletes: bool, as_json: bool) -> None:
     """Re-sync exactly the rows the baseline finds different: changed, new, deleted."""
-    from dbmig_pipeline.launch import run_reconciliation
+    with startup.building():  # imports Dagster
+        from dbmig_pipeline.launch import run_reconciliation
 
     databases = open_databases(_settings())
     try:

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
+from dbmig_pipeline import startup
 from dbmig_pipeline.assets import FULL_TAG, OPERATOR_TAG, PROGRESS_TAG, daily_partitions
 from dbmig_pipeline.db import Databases
 from dbmig_pipeline.definitions import MIGRATION_JOB, build_definitions
@@ -75,7 +76,9 @@ def _cli_instance() -> Iterator[dg.DagsterInstance]:
     (~490 per `dbmig migrate`, ~0.6 s); the webserver's optimisation keeps a
     small pool instead, which suits one short-lived process as well.
     """
-    with dg.DagsterInstance.get() as instance:
+    with startup.building():  # imports dagster-postgres and its migrations' packages
+        instance = dg.DagsterInstance.get()
+    with instance:
         instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=10)
         yield instance
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
+from dbmig_pipeline import startup
 from dbmig_pipeline.db import open_databases
 from dbmig_pipeline.demo.seed import seed_legacy
 from dbmig_pipeline.schema import prepare_destination
@@ -52,7 +53,8 @@ def _report(echo: Callable[[str], None], title: str, outcome, seconds: float) ->
 
 
 def run_demo(settings: Settings, *, scale: float, changes: int, echo: Callable[[str], None]) -> None:
-    from dbmig_pipeline.launch import run_migration
+    with startup.building():  # imports Dagster
+        from dbmig_pipeline.launch import run_migration
 
     _refuse_real_databases(settings)
     databases = open_databases(settings)

@@ -13,7 +13,7 @@ def run_dbmig(*args, env, timeout=120):
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DBMIG_", "DAGSTER_"))}
     full_env.update(env)
     return subprocess.run(
-        [sys.executable, "-m", "dbmig_pipeline.cli", *args],
+        [sys.executable, "-m", "dbmig_pipeline", *args],
         env=full_env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
     )
 
