@@ -2,13 +2,15 @@
 
 Three layers, each configuration rather than code: steps of one run go in
 parallel (multiprocess executor, so jaws and system_messages run beside the
-offices → orders chain); every step that reads the source takes a slot of
+offices → orders chain; each step forked from a server that imported the code
+location once, decision 0011); every step that reads the source takes a slot of
 the `dbmig_source` pool (limit in dagster.yaml); and queued runs carry one
 tag per entity they migrate, limited to one run per tag in dagster.yaml, so
 two queued runs never migrate the same entity at once.
 """
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Iterable
 
 import dagster as dg
@@ -19,8 +21,20 @@ ENTITY_TAG_PREFIX = "dbmig/entity."  # one namespace only: Dagster tag keys allo
 #: Three chains can run at once at most (offices → … → orders, jaws, system_messages).
 MAX_PARALLEL_STEPS = 3
 
+#: Imported once per run by the forkserver every step forks from (what a step needs, frozen for the collector).
+STEP_PRELOAD = "dbmig_pipeline.step_preload"
+
+
+def step_start_method() -> dict:
+    """Fork steps from a preloaded server where the platform has one; a fresh interpreter per step elsewhere."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        return {"forkserver": {"preload_modules": [STEP_PRELOAD]}}
+    return {"spawn": {}}
+
+
 #: Runs launched by the daemon or the UI; the CLI's `execute_in_process` runs stay in one process.
-EXECUTOR = dg.multiprocess_executor.configured({"max_concurrent": MAX_PARALLEL_STEPS}, name="dbmig_multiprocess")
+EXECUTOR = dg.multiprocess_executor.configured(
+    {"max_concurrent": MAX_PARALLEL_STEPS, "start_method": step_start_method()}, name="dbmig_multiprocess")
 
 
 def entity_tags(entities: Iterable[str]) -> dict[str, str]:

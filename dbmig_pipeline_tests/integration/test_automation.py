@@ -1,5 +1,6 @@
 """Schedule, sensors and the instance's concurrency settings, on real databases and a real Dagster instance."""
 import json
+import os
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -175,6 +176,30 @@ def test_schedule_requests_the_pending_range_as_one_run(env):
     newest = _rows(env.source_url, "SELECT max(updated_at) FROM public.patients")[0][0]
     assert keys[0] < after.tags[RANGE_START] <= max(newest.date().isoformat(), keys[0])
     assert after.tags[RANGE_END] == keys[-1]
+
+
+def migration_job() -> dg.JobDefinition:
+    """`migrate_all` as a run worker rebuilds it (module scope: the step processes import it)."""
+    return build_definitions().resolve_job_def(MIGRATION_JOB)
+
+
+def test_a_run_launched_like_the_daemon_forks_its_steps_and_migrates_everything(env):
+    """The multiprocess executor of runs launched by the daemon or the UI: steps forked from a forkserver that
+    preloaded the code location (decision 0011), each in a process of its own, not the test's."""
+    keys = env.all_keys()
+    with dg.execute_job(dg.reconstructable(migration_job), instance=env.instance,
+                        tags={RANGE_START: keys[0], RANGE_END: keys[-1]}) as result:
+        assert result.success
+        events = result.all_events
+        succeeded = {e.step_key for e in events if e.is_step_success}
+        workers = {e.pid for e in events if e.event_type_value == "STEP_WORKER_STARTED"}
+    assert {"offices", "doctors", "patients", "orders", "jaws", "system_messages"} <= succeeded
+    assert len(succeeded) == 12  # six entities and their schema-drift checks
+    assert len(workers) == 12 and os.getpid() not in workers
+    for table in ("offices", "doctors", "patients", "orders", "jaws", "system_messages"):
+        source = _rows(env.source_url, f"SELECT count(*) FROM public.{table}")[0][0]
+        target = _rows(env.dest_url, f"SELECT count(*) FROM app.{table}")[0][0]
+        assert 0 < target <= source, table
 
 
 class _Hook(BaseHTTPRequestHandler):

@@ -1,11 +1,16 @@
 """Automation without a database: cron intervals, switches, instance YAML, watermarks, alert masking."""
+import multiprocessing
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import psycopg2
 import pytest
 import yaml
 
-from dbmig_pipeline.concurrency import entity_tags, with_descendants
+from dbmig_pipeline.concurrency import (MAX_PARALLEL_STEPS, STEP_PRELOAD, entity_tags, step_start_method,
+                                        with_descendants)
 from dbmig_pipeline.definitions import build_definitions
 from dbmig_pipeline.engine.alerts import describe_url, redact
 from dbmig_pipeline.engine.errors import IntegrityHalt, error_category
@@ -66,6 +71,39 @@ def test_migration_job_runs_multiprocess_and_carries_the_entity_tags(tmp_path):
     job = build_definitions(_settings(tmp_path)).resolve_job_def("migrate_all")
     assert job.executor_def.name == "dbmig_multiprocess"
     assert entity_tags(ENTITY_NAMES).items() <= job.tags.items()
+
+
+@pytest.mark.skipif("forkserver" not in multiprocessing.get_all_start_methods(), reason="no forkserver here")
+def test_steps_fork_from_a_server_that_preloaded_the_code_location(tmp_path):
+    job = build_definitions(_settings(tmp_path)).resolve_job_def("migrate_all")
+    config = job.executor_def.apply_config_mapping({}).value["config"]
+    assert config["start_method"] == {"forkserver": {"preload_modules": [STEP_PRELOAD]}}
+    assert config["max_concurrent"] == MAX_PARALLEL_STEPS
+
+
+def test_where_there_is_no_forkserver_steps_start_fresh_interpreters(monkeypatch):
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    assert step_start_method() == {"spawn": {}}
+
+
+# Imports the preload module with databases that cannot be reached: it must connect to nothing.
+_PRELOAD = """
+import gc, sys
+import dbmig_pipeline.step_preload
+print(gc.isenabled(), gc.get_freeze_count() > 100_000, "dagster_postgres" in sys.modules,
+      "dbmig_pipeline.definitions" in sys.modules)
+"""
+
+
+def test_the_step_preload_imports_the_code_location_frozen_and_connects_to_nothing(tmp_path):
+    unreachable = "postgresql://migrator:TopSecret99@127.0.0.1:1/legacy"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBMIG_", "DAGSTER_"))} | {
+        "DBMIG_HOME": str(tmp_path), "DBMIG_PARTITION_START": "2024-01-01", "DBMIG_SOURCE_URL": unreachable,
+        "DBMIG_DEST_URL": unreachable.replace("legacy", "target"), "DAGSTER_PG_URL": unreachable,
+        "DBMIG_CONNECT_RETRIES": "1", "DBMIG_CONNECT_TIMEOUT": "1"}
+    result = subprocess.run([sys.executable, "-c", _PRELOAD], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "True", "True"]
 
 
 T1, T2 = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)
