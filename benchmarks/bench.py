@@ -89,15 +89,28 @@ class Bench:
         return run_child([sys.executable, *args], env=self.env(extra_env), cwd=REPO, server=self.cpu,
                          timeout=CHILD_TIMEOUT_S, parse_json=parse_json)
 
-    def warm_up(self) -> None:
-        """Create Dagster's storage tables before anything is timed (the first run would pay for them)."""
+    def dagster_env(self) -> dict[str, str]:
+        """What `dbmig env` exports (DAGSTER_HOME, the URLs): the environment of Dagster's own processes."""
         exports = {}
         for line in self.dbmig("env", parse_json=False).stdout.splitlines():
             if line.startswith("export "):
                 name, _, value = line[len("export "):].partition("=")
                 exports[name] = shlex.split(value)[0] if value else ""
+        return exports
+
+    def warm_up(self) -> None:
+        """Create Dagster's storage tables before anything is timed (the first run would pay for them)."""
         self.python("-c", "import dagster; dagster.DagsterInstance.get().get_run_records(limit=1)",
-                    extra_env=exports, parse_json=False)
+                    extra_env=self.dagster_env(), parse_json=False)
+
+    def daemon_run(self) -> Sample:
+        """`migrate_all` as the daemon's run worker executes it (benchmarks/daemon_run.py), measured.
+
+        Its steps are the forkserver's children, not the run worker's: the kernel reports their memory and
+        CPU to neither, so the sample keeps only the wall time and the server's CPU."""
+        sample = self.python("-m", "benchmarks.daemon_run", extra_env=self.dagster_env())
+        sample.peak_rss_kb = sample.client_cpu_s = None
+        return sample
 
     # --- databases ------------------------------------------------------
 

@@ -190,6 +190,14 @@ class Suite:
         self.add(Row("idle", "Differential sync with nothing to do (`dbmig migrate`)", samples,
                      note="the floor of every sync: start-up, pre-flight, Dagster run"))
 
+    def daemon_sync(self) -> None:
+        samples = self._repeat("sync, nothing to do, as the daemon runs it", lambda i: self.bench.daemon_run())
+        steps = samples[-1].data["steps"]
+        self.add(Row("idle_daemon", "Differential sync with nothing to do, as the daemon runs it "
+                     "(`migrate_all`, multiprocess executor)", samples,
+                     note=f"{steps} steps, each forked from a forkserver that preloaded the code location; "
+                          "the schedule's, sensors' and UI's runs (without the queue)"))
+
     def baseline(self, key: str, label: str) -> None:
         samples = self._repeat(label, lambda i: self.bench.dbmig("baseline"))
         found = sum(r["changed"] + r["new"] + r["deleted"] for r in samples[-1].data)
@@ -347,6 +355,7 @@ class Suite:
         self.dlt_setup()
         self.full_load()
         self.idle_sync()
+        self.daemon_sync()
         self.baseline("baseline_same", "Baseline with no changes")
         self.limits_before_changes()
         self.dlt_full()
@@ -362,7 +371,7 @@ class Suite:
         return self._render(load_before)
 
     def _order(self) -> list[Row]:
-        order = ["full", "idle", "diff", "sync", "baseline_same", "baseline_silent", "checkpoint_default",
+        order = ["full", "idle", "idle_daemon", "diff", "sync", "baseline_same", "baseline_silent", "checkpoint_default",
                  "checkpoint_end", "raw_copy", "plain_load", "plain_delta", "checksums", "dlt_full", "dlt_incremental"]
         return sorted(self.rows, key=lambda r: order.index(r.key) if r.key in order else len(order))
 
@@ -385,6 +394,10 @@ class Suite:
             "of the target: the state autovacuum reaches within minutes, done now so that it does not run "
             "into the next measurement."),
             "Differential sync with nothing to do: `dbmig migrate` right after a full load.",
+            ("As the daemon runs it: the same sync as one `migrate_all` run in the run worker's way "
+            "(benchmarks/daemon_run.py: `execute_job` of the reconstructable job, its multiprocess executor, "
+            "every partition); what a schedule, a sensor or the UI launches, without the daemon's queue and "
+            "its polling. Peak RSS and client CPU are not reported: the steps are the forkserver's children."),
             (f"Changes: {args.changes:,} random source rows (default 100 K × scale) spread over the tables in "
             "proportion to their sizes (patients, orders and the rest), one column the mapping reads changed "
             "per row (benchmarks/workload.py); the differential rows bump `updated_at` (`clock_timestamp()`), "

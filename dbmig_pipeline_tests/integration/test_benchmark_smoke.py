@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 #: Every row of the results table, by the start of its label.
 ROWS = (
     "Full initial load",
-    "Differential sync with nothing to do",
+    "Differential sync with nothing to do (`dbmig migrate`)",
+    "Differential sync with nothing to do, as the daemon runs it",
     "Differential detection alone",
     "Differential detection + load",
     "Baseline with no changes",
