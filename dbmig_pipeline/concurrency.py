@@ -11,6 +11,7 @@ two queued runs never migrate the same entity at once.
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from collections.abc import Iterable
 
 import dagster as dg
@@ -26,8 +27,9 @@ STEP_PRELOAD = "dbmig_pipeline.step_preload"
 
 
 def step_start_method() -> dict:
-    """Fork steps from a preloaded server where the platform has one; a fresh interpreter per step elsewhere."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
+    """Fork steps from a preloaded server on Linux; a fresh interpreter per step elsewhere (on macOS,
+    forking after system frameworks are loaded is unsafe, which is why CPython spawns there too)."""
+    if sys.platform == "linux" and "forkserver" in multiprocessing.get_all_start_methods():
         return {"forkserver": {"preload_modules": [STEP_PRELOAD]}}
     return {"spawn": {}}
 

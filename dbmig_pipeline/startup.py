@@ -17,6 +17,7 @@ exists at that moment for good.
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -31,14 +32,22 @@ def begin_command() -> None:
 
 @contextmanager
 def building() -> Iterator[None]:
-    """Around work that builds objects for the life of the command (imports, the Dagster instance):
-    no collection inside; afterwards what exists is frozen out of the collector's sight."""
+    """Around work that builds objects for the life of the command (imports, the Dagster instance).
+
+    No collection inside. If the block imported modules, everything alive is then frozen out of the
+    collector's sight: at start-up that is the imports and little else. A block that imports nothing
+    (a second Dagster instance, in `dbmig demo`) freezes nothing, so the garbage of the work before it
+    stays collectable. The collector's state before the block is restored (blocks may nest)."""
     if not _command:
         yield
         return
+    modules = len(sys.modules)
+    enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        gc.freeze()
-        gc.enable()
+        if len(sys.modules) > modules:
+            gc.freeze()
+        if enabled:
+            gc.enable()

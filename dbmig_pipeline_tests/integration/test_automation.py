@@ -1,6 +1,8 @@
 """Schedule, sensors and the instance's concurrency settings, on real databases and a real Dagster instance."""
 import json
+import multiprocessing.forkserver
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from dagster._core.instance.ref import InstanceRef
 
+from dbmig_pipeline.concurrency import STEP_PRELOAD
 from dbmig_pipeline.db import resolve_endpoints
 from dbmig_pipeline.definitions import MIGRATION_JOB, build_definitions
 from dbmig_pipeline.demo.seed import seed_legacy
@@ -183,7 +186,18 @@ def migration_job() -> dg.JobDefinition:
     return build_definitions().resolve_job_def(MIGRATION_JOB)
 
 
-def test_a_run_launched_like_the_daemon_forks_its_steps_and_migrates_everything(env):
+@pytest.fixture
+def step_forkserver():
+    """This process's forkserver (multiprocessing keeps one per process), stopped afterwards: it holds this
+    test's environment, whose databases are dropped."""
+    server = multiprocessing.forkserver._forkserver  # the stdlib's singleton; its own tests stop it the same way
+    assert server._forkserver_pid is None, "a forkserver is already running in this process"
+    yield server
+    server._stop()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="steps fork from a forkserver on Linux only")
+def test_a_run_launched_like_the_daemon_forks_its_steps_and_migrates_everything(env, step_forkserver):
     """The multiprocess executor of runs launched by the daemon or the UI: steps forked from a forkserver that
     preloaded the code location (decision 0011), each in a process of its own, not the test's."""
     keys = env.all_keys()
@@ -193,6 +207,8 @@ def test_a_run_launched_like_the_daemon_forks_its_steps_and_migrates_everything(
         events = result.all_events
         succeeded = {e.step_key for e in events if e.is_step_success}
         workers = {e.pid for e in events if e.event_type_value == "STEP_WORKER_STARTED"}
+    assert step_forkserver._forkserver_pid is not None, "the steps were not forked from a forkserver"
+    assert step_forkserver._preload_modules[-1] == STEP_PRELOAD
     assert {"offices", "doctors", "patients", "orders", "jaws", "system_messages"} <= succeeded
     assert len(succeeded) == 12  # six entities and their schema-drift checks
     assert len(workers) == 12 and os.getpid() not in workers

@@ -73,7 +73,7 @@ def test_migration_job_runs_multiprocess_and_carries_the_entity_tags(tmp_path):
     assert entity_tags(ENTITY_NAMES).items() <= job.tags.items()
 
 
-@pytest.mark.skipif("forkserver" not in multiprocessing.get_all_start_methods(), reason="no forkserver here")
+@pytest.mark.skipif(sys.platform != "linux", reason="steps fork from a forkserver on Linux only")
 def test_steps_fork_from_a_server_that_preloaded_the_code_location(tmp_path):
     job = build_definitions(_settings(tmp_path)).resolve_job_def("migrate_all")
     config = job.executor_def.apply_config_mapping({}).value["config"]
@@ -81,8 +81,10 @@ def test_steps_fork_from_a_server_that_preloaded_the_code_location(tmp_path):
     assert config["max_concurrent"] == MAX_PARALLEL_STEPS
 
 
-def test_where_there_is_no_forkserver_steps_start_fresh_interpreters(monkeypatch):
-    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+@pytest.mark.parametrize("platform,methods", [("win32", ["spawn"]), ("darwin", ["spawn", "fork", "forkserver"])])
+def test_off_linux_steps_start_fresh_interpreters(monkeypatch, platform, methods):
+    monkeypatch.setattr(sys, "platform", platform)
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: methods)
     assert step_start_method() == {"spawn": {}}
 
 
@@ -95,15 +97,22 @@ print(gc.isenabled(), gc.get_freeze_count() > 100_000, "dagster_postgres" in sys
 """
 
 
-def test_the_step_preload_imports_the_code_location_frozen_and_connects_to_nothing(tmp_path):
-    unreachable = "postgresql://migrator:TopSecret99@127.0.0.1:1/legacy"
+UNREACHABLE = "postgresql://migrator:TopSecret99@127.0.0.1:1/legacy"
+
+
+@pytest.mark.parametrize("urls", [
+    {"DBMIG_SOURCE_URL": UNREACHABLE, "DBMIG_DEST_URL": UNREACHABLE.replace("legacy", "target"),
+     "DAGSTER_PG_URL": UNREACHABLE},
+    {},  # the embedded default: importing must not start the embedded server either
+], ids=["unreachable databases", "embedded default"])
+def test_the_step_preload_imports_the_code_location_frozen_and_connects_to_nothing(tmp_path, urls):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DBMIG_", "DAGSTER_"))} | {
-        "DBMIG_HOME": str(tmp_path), "DBMIG_PARTITION_START": "2024-01-01", "DBMIG_SOURCE_URL": unreachable,
-        "DBMIG_DEST_URL": unreachable.replace("legacy", "target"), "DAGSTER_PG_URL": unreachable,
-        "DBMIG_CONNECT_RETRIES": "1", "DBMIG_CONNECT_TIMEOUT": "1"}
+        "DBMIG_HOME": str(tmp_path), "DBMIG_PARTITION_START": "2024-01-01",
+        "DBMIG_CONNECT_RETRIES": "1", "DBMIG_CONNECT_TIMEOUT": "1", **urls}
     result = subprocess.run([sys.executable, "-c", _PRELOAD], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "True", "True", "True"]
+    assert not (tmp_path / "pgdata").exists()
 
 
 T1, T2 = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)

@@ -17,7 +17,16 @@ startup.begin_command()
 with startup.building():
     import dagster
     print("inside", gc.isenabled())
-print("after", gc.isenabled(), gc.get_freeze_count() > 10_000)
+frozen = gc.get_freeze_count()
+print("after", gc.isenabled(), frozen > 10_000)
+with startup.building():
+    garbage = [object() for _ in range(1000)]
+print("imported nothing", gc.isenabled(), gc.get_freeze_count() == frozen)
+with startup.building():
+    with startup.building():
+        import csv
+    print("nested", gc.isenabled())
+print("outer done", gc.isenabled())
 try:
     with startup.building():
         raise RuntimeError("start-up failed")
@@ -26,10 +35,11 @@ except RuntimeError:
 """
 
 
-def test_the_command_holds_the_collector_off_while_building_then_freezes_what_it_built():
+def test_the_command_holds_the_collector_off_while_building_then_freezes_what_it_imported():
     out = subprocess.run([sys.executable, "-c", _COMMAND], capture_output=True, text=True, check=True,
                          timeout=120).stdout.splitlines()
-    assert out == ["inside False", "after True True", "after a failure True"]
+    assert out == ["inside False", "after True True", "imported nothing True True", "nested False",
+                   "outer done True", "after a failure True"]
 
 
 def test_outside_the_command_building_leaves_the_collector_alone():
