@@ -2,21 +2,20 @@
 
 Three layers, each configuration rather than code: steps of one run go in
 parallel (multiprocess executor, so jaws and system_messages run beside the
-offices → orders chain; each step forked from a server that imported the code
-location once, decision 0011); every step that reads the source takes a slot of
+offices → orders chain; on Linux each step forked from a server that imported
+the code location once, DBMIG_STEP_START_METHOD, decision 0011); every step that reads the source takes a slot of
 the `dbmig_source` pool (limit in dagster.yaml); and queued runs carry one
 tag per entity they migrate, limited to one run per tag in dagster.yaml, so
 two queued runs never migrate the same entity at once.
 """
 from __future__ import annotations
 
-import multiprocessing
-import sys
 from collections.abc import Iterable
 
 import dagster as dg
 
 from dbmig_pipeline.entities import ENTITIES
+from dbmig_pipeline.settings import Settings
 
 ENTITY_TAG_PREFIX = "dbmig/entity."  # one namespace only: Dagster tag keys allow a single "/"
 #: Three chains can run at once at most (offices → … → orders, jaws, system_messages).
@@ -26,17 +25,19 @@ MAX_PARALLEL_STEPS = 3
 STEP_PRELOAD = "dbmig_pipeline.step_preload"
 
 
-def step_start_method() -> dict:
-    """Fork steps from a preloaded server on Linux; a fresh interpreter per step elsewhere (on macOS,
-    forking after system frameworks are loaded is unsafe, which is why CPython spawns there too)."""
-    if sys.platform == "linux" and "forkserver" in multiprocessing.get_all_start_methods():
+def step_start_method(method: str) -> dict:
+    """Dagster's `start_method` for Settings.step_start_method (DBMIG_STEP_START_METHOD)."""
+    if method == "forkserver":
         return {"forkserver": {"preload_modules": [STEP_PRELOAD]}}
     return {"spawn": {}}
 
 
-#: Runs launched by the daemon or the UI; the CLI's `execute_in_process` runs stay in one process.
-EXECUTOR = dg.multiprocess_executor.configured(
-    {"max_concurrent": MAX_PARALLEL_STEPS, "start_method": step_start_method()}, name="dbmig_multiprocess")
+def build_executor(settings: Settings) -> dg.ExecutorDefinition:
+    """The executor of runs launched by the daemon or the UI; the CLI's `execute_in_process` runs stay in
+    one process."""
+    return dg.multiprocess_executor.configured(
+        {"max_concurrent": MAX_PARALLEL_STEPS, "start_method": step_start_method(settings.step_start_method)},
+        name="dbmig_multiprocess")
 
 
 def entity_tags(entities: Iterable[str]) -> dict[str, str]:

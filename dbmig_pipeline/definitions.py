@@ -6,7 +6,7 @@ import dagster as dg
 from dbmig_pipeline.assets import GROUP, build_migration_assets
 from dbmig_pipeline.reconciliation import RECONCILE_ASSET, RECONCILE_JOB, build_all_reconciliation_checks, reconciliation
 from dbmig_pipeline.checks import build_drift_checks
-from dbmig_pipeline.concurrency import EXECUTOR, entity_tags
+from dbmig_pipeline.concurrency import build_executor, entity_tags
 from dbmig_pipeline.drift_sensor import build_drift_sensor
 from dbmig_pipeline.entities import ENTITIES, ENTITY_NAMES
 from dbmig_pipeline.resources import DestinationDatabase, SourceDatabase
@@ -47,7 +47,7 @@ def build_definitions(settings: Settings | None = None, *, entities: list[str] |
         schedules=schedules,
         sensors=sensors,
         resources={"source_db": SourceDatabase(), "dest_db": DestinationDatabase()},
-        executor=EXECUTOR,
+        executor=build_executor(settings),
     )
 
 

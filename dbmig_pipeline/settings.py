@@ -6,8 +6,10 @@ password.
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -18,6 +20,15 @@ from sqlalchemy.exc import ArgumentError
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 ENVIRONMENTS = ("development", "test", "staging", "production")
+#: How the steps of daemon- and UI-launched runs start (decision 0011).
+STEP_START_METHODS = ("forkserver", "spawn")
+
+
+def default_step_start_method() -> str:
+    """Forked from a preloaded server on Linux; fresh interpreters elsewhere (macOS: forking after system
+    frameworks load is unsafe, which is why CPython spawns there too; Windows has no forkserver)."""
+    return "forkserver" if sys.platform == "linux" and "forkserver" in multiprocessing.get_all_start_methods() \
+        else "spawn"
 #: strict: every schema difference halts; normal: breaking ones halt, additive ones warn;
 #: lenient: only dropped or retyped columns that the mapping reads (or the load writes) halt
 DRIFT_STRICTNESS = ("strict", "normal", "lenient")
@@ -264,6 +275,8 @@ class Settings:
     allow_tls_require: bool = False
     environment: str = "development"
     drift_strictness: str = "normal"
+    #: DBMIG_STEP_START_METHOD: forkserver (Linux's default) or spawn, for the steps of daemon- and UI-launched runs
+    step_start_method: str = "spawn"
     application_name: str = "dbmig"
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -310,6 +323,8 @@ class Settings:
             allow_tls_require=_parse_bool(env, "DBMIG_ALLOW_TLS_REQUIRE", False),
             environment=_parse_choice(env, "DBMIG_ENV", "development", ENVIRONMENTS),
             drift_strictness=drift_strictness_from(env),
+            step_start_method=_parse_choice(env, "DBMIG_STEP_START_METHOD", default_step_start_method(),
+                                            STEP_START_METHODS),
             application_name=env.get("DBMIG_APPLICATION_NAME", "").strip() or "dbmig",
             env=env,
         )
@@ -317,6 +332,9 @@ class Settings:
         return settings
 
     def _check_consistency(self) -> None:
+        if self.step_start_method not in multiprocessing.get_all_start_methods():
+            raise ConfigError(f"DBMIG_STEP_START_METHOD={self.step_start_method} is not available on this platform "
+                              f"({sys.platform}); use spawn")
         connections = self.pool_size + self.pool_max_overflow
         if self.writers + 3 > connections:  # + the pass's own connection, the read-ahead's and the pass lock's
             raise ConfigError(

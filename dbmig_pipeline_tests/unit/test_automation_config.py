@@ -81,11 +81,27 @@ def test_steps_fork_from_a_server_that_preloaded_the_code_location(tmp_path):
     assert config["max_concurrent"] == MAX_PARALLEL_STEPS
 
 
+def test_an_operator_can_go_back_to_fresh_interpreters_per_step(tmp_path):
+    settings = _settings(tmp_path, DBMIG_STEP_START_METHOD="spawn")
+    job = build_definitions(settings).resolve_job_def("migrate_all")
+    assert job.executor_def.apply_config_mapping({}).value["config"]["start_method"] == {"spawn": {}}
+
+
 @pytest.mark.parametrize("platform,methods", [("win32", ["spawn"]), ("darwin", ["spawn", "fork", "forkserver"])])
-def test_off_linux_steps_start_fresh_interpreters(monkeypatch, platform, methods):
+def test_off_linux_steps_start_fresh_interpreters(tmp_path, monkeypatch, platform, methods):
     monkeypatch.setattr(sys, "platform", platform)
     monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: methods)
-    assert step_start_method() == {"spawn": {}}
+    assert _settings(tmp_path).step_start_method == "spawn"
+    assert step_start_method("spawn") == {"spawn": {}}
+
+
+def test_a_start_method_the_platform_lacks_or_a_typo_fails_naming_the_variable(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="DBMIG_STEP_START_METHOD must be one of forkserver, spawn"):
+        _settings(tmp_path, DBMIG_STEP_START_METHOD="fork")
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    with pytest.raises(ConfigError, match="DBMIG_STEP_START_METHOD=forkserver is not available on this platform"):
+        _settings(tmp_path, DBMIG_STEP_START_METHOD="forkserver")
 
 
 # Imports the preload module with databases that cannot be reached: it must connect to nothing.
