@@ -2,11 +2,12 @@
 
 Three layers, each configuration rather than code: steps of one run go in
 parallel (multiprocess executor, so jaws and system_messages run beside the
-offices → orders chain; on Linux each step forked from a server that imported
-the code location once, DBMIG_STEP_START_METHOD, decision 0011); every step that reads the source takes a slot of
-the `dbmig_source` pool (limit in dagster.yaml); and queued runs carry one
-tag per entity they migrate, limited to one run per tag in dagster.yaml, so
-two queued runs never migrate the same entity at once.
+offices → orders chain; on Linux each step is forked from a server that
+imported the code location once, DBMIG_STEP_START_METHOD, decision 0011);
+every step that reads the source takes a slot of the `dbmig_source` pool
+(limit in dagster.yaml); and queued runs carry one tag per entity they
+migrate, limited to one run per tag in dagster.yaml, so two queued runs
+never migrate the same entity at once.
 """
 from __future__ import annotations
 
