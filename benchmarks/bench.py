@@ -103,12 +103,16 @@ class Bench:
         self.python("-c", "import dagster; dagster.DagsterInstance.get().get_run_records(limit=1)",
                     extra_env=self.dagster_env(), parse_json=False)
 
-    def daemon_run(self) -> Sample:
-        """`migrate_all` as the daemon's run worker executes it (benchmarks/daemon_run.py), measured.
+    def daemon_run(self, start_method: str | None = None) -> Sample:
+        """`migrate_all` as the daemon's run worker executes it (benchmarks/daemon_run.py), measured;
+        `start_method` is the product's `DBMIG_STEP_START_METHOD` (None: its default).
 
         Its steps are the forkserver's children, not the run worker's: the kernel reports their memory and
         CPU to neither, so the sample keeps only the wall time and the server's CPU."""
-        sample = self.python("-m", "benchmarks.daemon_run", extra_env=self.dagster_env())
+        env = self.dagster_env()
+        if start_method:
+            env["DBMIG_STEP_START_METHOD"] = start_method
+        sample = self.python("-m", "benchmarks.daemon_run", extra_env=env)
         sample.peak_rss_kb = sample.client_cpu_s = None
         return sample
 

@@ -33,7 +33,7 @@ from benchmarks.report import (
 )
 from benchmarks.workload import apply_changes, changes_per_table
 from dbmig_pipeline.entities import ENTITY_NAMES
-from dbmig_pipeline.settings import Settings
+from dbmig_pipeline.settings import Settings, default_step_start_method
 
 #: Changed rows at scale 1.0 (scaled with --scale).
 CHANGES_AT_SCALE_1 = 100_000
@@ -191,12 +191,33 @@ class Suite:
                      note="the floor of every sync: start-up, pre-flight, Dagster run"))
 
     def daemon_sync(self) -> None:
-        samples = self._repeat("sync, nothing to do, as the daemon runs it", lambda i: self.bench.daemon_run())
+        """A sync as the daemon runs it; where steps fork from a forkserver by default (Linux), interleaved
+        with the same run whose steps spawn fresh interpreters (`DBMIG_STEP_START_METHOD=spawn`, Dagster's
+        own default), so that the table shows what the preloaded forkserver buys."""
+        variants = [None, "spawn"] if default_step_start_method() == "forkserver" else [None]
+        measured: dict[str | None, list[Sample]] = {v: [] for v in variants}
+        for i in range(self.args.repeat):
+            for method in (variants if i % 2 == 0 else variants[::-1]):
+                sample = self.bench.daemon_run(method)
+                say(f"sync, nothing to do, as the daemon runs it, steps by {method or 'default'} "
+                    f"{i + 1}/{self.args.repeat}: {sample.seconds:.2f} s")
+                measured[method].append(sample)
+        samples = measured[None]
         steps = samples[-1].data["steps"]
+        how = ("each forked from a forkserver that preloaded the code location"
+               if default_step_start_method() == "forkserver" else "each a fresh interpreter (spawn)")
         self.add(Row("idle_daemon", "Differential sync with nothing to do, as the daemon runs it "
                      "(`migrate_all`, multiprocess executor)", samples,
-                     note=f"{steps} steps, each forked from a forkserver that preloaded the code location; "
-                          "the schedule's, sensors' and UI's runs (without the queue)"))
+                     note=f"{steps} steps, {how}; the schedule's, sensors' and UI's runs (without the queue)"))
+        label = "Steps spawned instead of forked (`DBMIG_STEP_START_METHOD=spawn`): the same run"
+        if "spawn" not in measured:
+            self.add(Row("idle_daemon_spawn", label, missing="n/a: steps spawn on this platform by default"))
+            return
+        spawned = Spread.of([s.seconds for s in measured["spawn"]])
+        forked = Spread.of([s.seconds for s in samples])
+        self.add(Row("idle_daemon_spawn", label, measured["spawn"], compare_to="idle_daemon",
+                     note=f"Dagster's default; forked steps (dbmig's default on Linux, decision 0011) take "
+                          f"{forked.median / spawned.median:.2f}× the time of spawned ones"))
 
     def baseline(self, key: str, label: str) -> None:
         samples = self._repeat(label, lambda i: self.bench.dbmig("baseline"))
@@ -371,7 +392,7 @@ class Suite:
         return self._render(load_before)
 
     def _order(self) -> list[Row]:
-        order = ["full", "idle", "idle_daemon", "diff", "sync", "baseline_same", "baseline_silent", "checkpoint_default",
+        order = ["full", "idle", "idle_daemon", "idle_daemon_spawn", "diff", "sync", "baseline_same", "baseline_silent", "checkpoint_default",
                  "checkpoint_end", "raw_copy", "plain_load", "plain_delta", "checksums", "dlt_full", "dlt_incremental"]
         return sorted(self.rows, key=lambda r: order.index(r.key) if r.key in order else len(order))
 
@@ -397,7 +418,10 @@ class Suite:
             ("As the daemon runs it: the same sync as one `migrate_all` run in the run worker's way "
             "(benchmarks/daemon_run.py: `execute_job` of the reconstructable job, its multiprocess executor, "
             "every partition); what a schedule, a sensor or the UI launches, without the daemon's queue and "
-            "its polling. Peak RSS and client CPU are not reported: the steps are the forkserver's children."),
+            "its polling. Peak RSS and client CPU are not reported: the steps are the forkserver's children. "
+            "On Linux, interleaved with the same run whose steps are spawned (`DBMIG_STEP_START_METHOD=spawn`: "
+            "a fresh interpreter per step, Dagster's default), so that the table shows what forking from the "
+            "preloaded server saves."),
             (f"Changes: {args.changes:,} random source rows (default 100 K × scale) spread over the tables in "
             "proportion to their sizes (patients, orders and the rest), one column the mapping reads changed "
             "per row (benchmarks/workload.py); the differential rows bump `updated_at` (`clock_timestamp()`), "

@@ -22,6 +22,7 @@ ROWS = (
     "Full initial load",
     "Differential sync with nothing to do (`dbmig migrate`)",
     "Differential sync with nothing to do, as the daemon runs it",
+    "Steps spawned instead of forked",
     "Differential detection alone",
     "Differential detection + load",
     "Baseline with no changes",
