@@ -127,6 +127,7 @@ class Suite:
         for i in range(self.args.repeat):
             if before:
                 before(i)
+            self.bench.settle()
             sample = measure(i)
             say(f"{label} {i + 1}/{self.args.repeat}: {sample.seconds:.2f} s"
                 + (f", peak RSS {sample.peak_rss_kb / 1024:.0f} MiB" if sample.peak_rss_kb else ""))
@@ -167,6 +168,7 @@ class Suite:
         for i in range(self.args.repeat):
             for label, extra_env in (variants if i % 2 == 0 else variants[::-1]):
                 self.bench.reset_target()
+                self.bench.settle()
                 sample = self._migrate(extra_env)
                 say(f"{label} {i + 1}/{self.args.repeat}: {sample.seconds:.2f} s, "
                     f"peak RSS {sample.peak_rss_kb / 1024:.0f} MiB")
@@ -198,6 +200,7 @@ class Suite:
         measured: dict[str | None, list[Sample]] = {v: [] for v in variants}
         for i in range(self.args.repeat):
             for method in (variants if i % 2 == 0 else variants[::-1]):
+                self.bench.settle()
                 sample = self.bench.daemon_run(method)
                 say(f"sync, nothing to do, as the daemon runs it, steps by {method or 'default'} "
                     f"{i + 1}/{self.args.repeat}: {sample.seconds:.2f} s")
@@ -284,13 +287,17 @@ class Suite:
         dlt_failed = None
         for i in range(self.args.repeat):
             changes = apply_changes(self.bench, plan, bump=True, salt=f"delta-{i}-{time.time_ns()}")
+            self.bench.settle()
             diff.append(self.bench.dbmig("diff"))
+            self.bench.settle()
             sync.append(self._migrate())
+            self.bench.settle()
             delta.append(run_inprocess(
                 lambda since=changes.since, until=changes.until: limits.plain_delta(self.bench, since, until),
                 server=self.bench.cpu))
             if not dlt_missing and not dlt_failed:
                 try:
+                    self.bench.settle()
                     dlt_inc.append(self.bench.python(*dlt_compare.run_args(self.bench)))
                 except BenchError as exc:
                     dlt_failed = f"failed: {str(exc).splitlines()[-1][:200]}"
@@ -407,6 +414,9 @@ class Suite:
                f" and the default batch size ({Settings.batch_size:,})") + ".",
             ("Source and target are databases of ONE embedded PostgreSQL server (the product's default), on the "
             "same cores as the client: client and server CPU compete."),
+            ("Every timed run starts after an untimed `CHECKPOINT`: the previous run's dirty pages (a "
+            "differential leaves ~1 GB) are written out first, so that no run pays for its predecessor's "
+            "checkpoint; each run's own writes still start its own checkpoints."),
             "Other work on the machine makes the figures noisy: see the load average above and the min–max.",
         ]
         descriptions = [
