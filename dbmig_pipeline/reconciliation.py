@@ -8,7 +8,7 @@ from datetime import timedelta
 import dagster as dg
 
 from dbmig_pipeline.assets import OPERATOR_TAG, RETRY_POLICY, SOURCE_POOL, SPECS_BY_NAME
-from dbmig_pipeline.engine.errors import is_technical
+from dbmig_pipeline.engine.errors import IntegrityHalt, is_technical
 from dbmig_pipeline.engine.reconcile import DeleteGuardHalt, reconcile_entity
 from dbmig_pipeline.engine.reports import baseline_report, integrity_report
 from dbmig_pipeline.engine.sync import RunInfo
@@ -56,7 +56,7 @@ def reconciliation(context: dg.AssetExecutionContext, config: ReconcileConfig, s
         try:
             result = reconcile_entity(source_db.engine, dest_db.engine, spec, SPECS_BY_NAME, run,
                                       guard_share=settings.delete_guard_share, force_deletes=config.force_deletes)
-        except DeleteGuardHalt as exc:
+        except (DeleteGuardHalt, IntegrityHalt) as exc:  # this entity stops; the others go on (MAPPING.md §4)
             context.log.error(str(exc))
             halted.append(str(exc))
             continue

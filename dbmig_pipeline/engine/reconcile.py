@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from dbmig_pipeline.engine import bookkeeping as bk
 from dbmig_pipeline.engine.baseline import Baseline, baseline_entity, compare_leaf
-from dbmig_pipeline.engine.errors import EngineError
+from dbmig_pipeline.engine.errors import EngineError, IntegrityHalt
 from dbmig_pipeline.engine.pass_lock import entity_pass_lock
 from dbmig_pipeline.engine.preflight import run_preflight
 from dbmig_pipeline.engine.sync import EntitySync, RunInfo
@@ -98,6 +98,11 @@ def _reconcile_entity(source: Engine, dest: Engine, spec: EntitySpec, specs_by_n
                     result.quarantined += outcome.quarantined
                 if deleted:
                     result.soft_deleted += sync.soft_delete(deleted)
+        except IntegrityHalt as exc:
+            # Recorded as a pass records it: the named rows' integrity errors keep the entity stopped
+            # (every migrate retries them) until the source is fixed.
+            sync.record_failure(str(exc), exc.legacy_ids)
+            raise
         finally:
             sync.close()
         with dst_conn.cursor() as cur:

@@ -340,7 +340,10 @@ class EntitySync:
     def _forget_saved_progress(self) -> None:
         self._pending_progress, self._pending_batches = {}, 0
 
-    def _range_label(self) -> str:
+    def _range_label(self) -> str | None:
+        """The partitions of the pass; None for repairs by id, which have none."""
+        if not self.keys:
+            return None
         return self.keys[0] if len(self.keys) == 1 else f"{self.keys[0]}..{self.keys[-1]}"
 
     def _scan(self, position: Position | None) -> None:
@@ -800,6 +803,11 @@ class EntitySync:
             "in the source, then run again.",
             sorted(ids),
         )
+
+    def record_failure(self, message: str, legacy_ids: list[int]) -> None:
+        """Record a halt outside `run_pass` (a reconciliation's repair): the rows' integrity errors and
+        the audit row, as a failed pass leaves them."""
+        self._fail("failed", message, legacy_ids)
 
     def _fail(self, status: str, message: str, legacy_ids: list[int]) -> None:
         try:

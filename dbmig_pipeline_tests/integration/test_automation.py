@@ -304,3 +304,33 @@ def test_failure_sensor_reports_an_unreachable_source_as_technical_without_the_p
     assert alerts and {details["category"] for _, details in alerts} == {"technical"}
     assert "DBMIG_SOURCE_URL" in alerts[0][1]["message"]  # the cause, not Dagster's wrapper
     assert "TopSecret99" not in json.dumps([details for _, details in alerts])
+
+
+def test_reconcile_all_repairs_the_other_entities_when_one_stops_on_a_collision(env):
+    """MAPPING.md section 4: an integrity error stops the affected entity; the other entities go on."""
+    assert env.migrate().success
+    first = _rows(env.source_url, "SELECT id, order_no FROM public.orders ORDER BY id LIMIT 1")[0]
+    # Only reconciliation finds these: an order inserted with an old timestamp whose number collides once
+    # upper-cased, and a jaw and a system message (orders' successors in the run) changed without a bump.
+    _exec(env.source_url, "INSERT INTO public.orders (created_at, updated_at, patient_id, order_no, status, price,"
+                          " details) SELECT created_at, created_at, patient_id, lower(order_no), status, price, details"
+                          " FROM public.orders WHERE id = :i", i=first[0])
+    late = _rows(env.source_url, "SELECT max(id) FROM public.orders")[0][0]
+    jaw = _rows(env.source_url, "SELECT min(id) FROM public.jaws")[0][0]
+    message = _rows(env.source_url, "SELECT min(id) FROM public.system_messages")[0][0]
+    _exec(env.source_url, "UPDATE public.jaws SET scan_url = 's3://silently/changed' WHERE id = :i", i=jaw)
+    _exec(env.source_url, "UPDATE public.system_messages SET body = 'silently changed' WHERE id = :i", i=message)
+
+    result = env.defs.resolve_job_def("reconcile_all").execute_in_process(instance=env.instance,
+                                                                          raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    description = failure.step_failure_data.user_failure_data.description
+    assert "orders" in description and f"{first[0]}, {late}" in description
+    assert _rows(env.dest_url, "SELECT scan_url FROM app.jaws WHERE legacy_id = :i", i=jaw) == [
+        ("s3://silently/changed",)]
+    assert _rows(env.dest_url, "SELECT body FROM app.system_messages WHERE legacy_id = :i", i=message) == [
+        ("silently changed",)]
+    assert _rows(env.dest_url, "SELECT count(*) FROM app.orders WHERE legacy_id = :i", i=late) == [(0,)]
+    assert _rows(env.dest_url, "SELECT legacy_id FROM dbmig.row_errors WHERE entity = 'orders'"
+                               " AND category = 'integrity' AND resolved_at IS NULL ORDER BY 1") == [(first[0],), (late,)]

@@ -16,6 +16,7 @@ import pytest
 
 from dbmig_pipeline.engine.baseline import Baseline, baseline_entity
 from dbmig_pipeline.engine.detect import PendingChanges, detect_pending
+from dbmig_pipeline.engine.errors import IntegrityHalt
 from dbmig_pipeline.engine.partitions import partitions_for
 from dbmig_pipeline.engine.plan import pending_keys
 from dbmig_pipeline.engine.reconcile import DeleteGuardHalt, Reconciliation, reconcile_entity
@@ -366,6 +367,30 @@ def test_rows_inserted_with_old_timestamps_are_found_by_reconcile_and_their_chil
     later = differential(pair, "orders", "run-4")
     assert later.unparked == 1 and order in target_ids(pair, "orders")
     assert open_errors(pair) == {}
+    assert_target_matches_oracle(pair)
+
+
+def test_a_collision_found_by_reconcile_stops_the_entity_until_the_source_is_fixed(pair):
+    seed(pair, orders=3, jaws=0)
+    pair.run_all(mode=FULL)
+    # Inserted with an old timestamp (only reconciliation finds it), its number that of order 2 once upper-cased.
+    late = insert(pair, "orders", [{"created_at": OLD, "updated_at": OLD, "patient_id": 1, "order_no": " O-2 ",
+                                    "status": "draft", "price": "1.00"}])[0]
+    assert pending(pair, "orders").to_move == 0
+
+    with pytest.raises(IntegrityHalt) as halt:
+        reconcile(pair, "orders")
+    assert "O-2" in str(halt.value) and f"2, {late}" in str(halt.value)
+    assert late not in target_ids(pair, "orders")
+    # Recorded as a pass records a halt: the entity stays stopped, every sync retries the named rows.
+    assert open_errors(pair, "orders") == {("orders", 2): "integrity", ("orders", late): "integrity"}
+    with pytest.raises(IntegrityHalt):
+        differential(pair, "orders", "run-2")
+
+    pair.src("UPDATE orders SET order_no = 'o-late' WHERE id = :i", i=late)  # the fix, without a bump
+    differential(pair, "orders", "run-3")  # the first run after the fix succeeds, without clean-up
+    assert late in target_ids(pair, "orders") and open_errors(pair, "orders") == {}
+    assert baseline(pair, "orders").differences == 0
     assert_target_matches_oracle(pair)
 
 
