@@ -213,21 +213,29 @@ class ControlRow:
     cursor: Position | None
 
 
-def start_partitions(cur, entity: str, keys: Sequence[str], run_id: str | None) -> dict[str, ControlRow]:
-    """Mark the run's partitions running; returns what they held before."""
+def read_control(cur, entity: str, keys: Sequence[str]) -> dict[str, ControlRow]:
+    """The saved status and cursor of the entity's partitions `keys` (an infinite cursor with its text,
+    see `Position.ts_text`)."""
     cur.execute(
         """
-        SELECT partition_key, status, cursor_updated_at, cursor_id
+        SELECT partition_key, status, cursor_updated_at, cursor_id,
+               CASE WHEN isfinite(cursor_updated_at) THEN NULL ELSE cursor_updated_at::text END
           FROM dbmig.migration_control WHERE entity = %s AND partition_key = ANY(%s)
         """,
         (entity, list(keys)),
     )
-    before = {}
-    for key, status, ts, cursor_id in cur.fetchall():
+    rows = {}
+    for key, status, ts, cursor_id, ts_text in cur.fetchall():
         cursor = None
         if cursor_id is not None:
-            cursor = Position(ts=ts, id=cursor_id, in_nulls=ts is None)
-        before[key] = ControlRow(key, status, cursor)
+            cursor = Position(ts=ts, id=cursor_id, in_nulls=ts is None, ts_text=ts_text)
+        rows[key] = ControlRow(key, status, cursor)
+    return rows
+
+
+def start_partitions(cur, entity: str, keys: Sequence[str], run_id: str | None) -> dict[str, ControlRow]:
+    """Mark the run's partitions running; returns what they held before."""
+    before = read_control(cur, entity, keys)
     cur.execute(
         """
         INSERT INTO dbmig.migration_control AS c (entity, partition_key, status, run_id, started_at, updated_at)
@@ -278,7 +286,7 @@ def save_checkpoint(cur, entity: str, progress: dict[str, PartitionProgress], do
                 "entity": entity,
                 "keys": [k for k, _ in items],
                 "has": [p.cursor is not None for _, p in items],
-                "ts": [p.cursor.ts if p.cursor else None for _, p in items],
+                "ts": [p.cursor.ts_param if p.cursor else None for _, p in items],
                 "ids": [p.cursor.id if p.cursor else None for _, p in items],
                 "read": [p.read for _, p in items],
                 "written": [p.written for _, p in items],

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from dbmig_pipeline.engine import bookkeeping as bk
-from dbmig_pipeline.engine.extract import HASH_COLUMN, Position, Window, fetch_batch
+from dbmig_pipeline.engine.extract import HASH_COLUMN, Window, fetch_batch, position_after
 from dbmig_pipeline.engine.partitions import partitions_for
 from dbmig_pipeline.engine.plan import pending_keys, start_position
 from dbmig_pipeline.entities.spec import EntitySpec
@@ -43,13 +43,7 @@ def _read_control(dst_conn, entity: str, keys: list[str]) -> dict:
         cur.execute("SELECT to_regclass('dbmig.migration_control') IS NOT NULL")
         if not cur.fetchone()[0]:
             return {}
-        cur.execute(
-            "SELECT partition_key, status, cursor_updated_at, cursor_id FROM dbmig.migration_control "
-            "WHERE entity = %s AND partition_key = ANY(%s)",
-            (entity, keys),
-        )
-        rows = {key: bk.ControlRow(key, status, None if cid is None else Position(ts, cid, ts is None))
-                for key, status, ts, cid in cur.fetchall()}
+        rows = bk.read_control(cur, entity, keys)
     dst_conn.rollback()
     return rows
 
@@ -81,9 +75,9 @@ def detect_pending(src_conn, dst_conn, dest_engine, spec: EntitySpec, all_keys: 
                 position = None
                 continue
             break
-        last = frame.iloc[-1]
-        in_nulls = position is not None and position.in_nulls
-        position = Position(None if in_nulls else last[spec.cursor_column], int(last["id"]), in_nulls)
+        with src_conn.cursor() as cur:
+            position = position_after(cur, spec, frame, position)
+        src_conn.rollback()
         _tally(result, frame, _recorded(dst_conn, spec.name, [int(i) for i in frame["id"]]), spec)
     return result
 

@@ -8,16 +8,21 @@ order before all others. The hash covers exactly the columns the spec reads.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pandas as pd
 from psycopg2 import sql
 
 from dbmig_pipeline.engine import copy_read
 from dbmig_pipeline.engine.id_array import IdArray
+from dbmig_pipeline.engine.pg_dates import read_out_of_range_as_ends
 from dbmig_pipeline.entities.spec import EntitySpec
 
 HASH_COLUMN = "_row_hash"
+
+
+#: What psycopg2 reads PostgreSQL's `infinity` and `-infinity` as: a position there is only exact as text.
+LOSSY_TIMESTAMPS = (datetime.max.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC))
 
 
 @dataclass(frozen=True)
@@ -25,11 +30,43 @@ class Position:
     """A keyset position: the last row read, `(ts, id)`.
 
     `in_nulls` marks a position inside the NULL-cursor rows, which come first.
+    `ts_text` is the cursor as PostgreSQL prints it where `ts` is not exact:
+    psycopg2 reads `infinity` as `datetime.max` and `-infinity` as
+    `datetime.min`, and a page after `datetime.max` would read the infinite
+    rows again forever (after `datetime.min`, skip the rest of them).
     """
 
     ts: datetime | None
     id: int
     in_nulls: bool = False
+    ts_text: str | None = None
+
+    @property
+    def ts_param(self) -> datetime | str | None:
+        """The cursor as a query parameter: its text where the Python value is not exact."""
+        return self.ts_text if self.ts_text is not None else self.ts
+
+
+def is_lossy(ts) -> bool:
+    """Whether `ts` may stand for `±infinity` (see `Position.ts_text`)."""
+    return ts is not None and not pd.isna(ts) and any(ts == lossy for lossy in LOSSY_TIMESTAMPS)
+
+
+def position_after(cur, spec: EntitySpec, frame: pd.DataFrame, previous: Position | None) -> Position:
+    """The position after the last row of a page read from `previous`; asks the source for the cursor's
+    exact text where the Python value may stand for `±infinity` (rare: one look-up by primary key)."""
+    last = frame.iloc[-1]
+    row_id = int(last["id"])
+    if previous is not None and previous.in_nulls:
+        return Position(None, row_id, True)
+    ts = last[spec.cursor_column]
+    text = None
+    if is_lossy(ts):
+        cur.execute(sql.SQL("SELECT {}::text FROM {} WHERE id = %s").format(
+            sql.Identifier(spec.cursor_column), sql.Identifier(spec.source_schema, spec.source_table)), (row_id,))
+        found = cur.fetchone()
+        text = found[0] if found else None
+    return Position(ts, row_id, False, text)
 
 
 @dataclass(frozen=True)
@@ -75,7 +112,7 @@ def batch_query(spec: EntitySpec, window: Window, after: Position | None, limit:
     conditions = _window_conditions(spec, window, params)
     if after is not None and after.ts is not None:
         conditions.append(sql.SQL("({}, id) > (%(after_ts)s, %(after_id)s)").format(cursor))
-        params.update(after_ts=after.ts, after_id=after.id)
+        params.update(after_ts=after.ts_param, after_id=after.id)
     else:
         conditions.append(sql.SQL("{} IS NOT NULL").format(cursor))
     query = sql.SQL("{select} WHERE {where} ORDER BY {cursor}, id LIMIT %(limit)s").format(
@@ -92,7 +129,7 @@ def count_query(spec: EntitySpec, window: Window, after: Position | None, includ
     conditions = _window_conditions(spec, window, params)
     if after is not None and after.ts is not None and not after.in_nulls:
         conditions.append(sql.SQL("({}, id) > (%(after_ts)s, %(after_id)s)").format(cursor))
-        params.update(after_ts=after.ts, after_id=after.id)
+        params.update(after_ts=after.ts_param, after_id=after.id)
     timed = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
         table, sql.SQL(" AND ").join([*conditions, sql.SQL("{} IS NOT NULL").format(cursor)])
     )
@@ -119,6 +156,7 @@ def read_rows(cur, spec: EntitySpec, query: sql.Composable, params: dict) -> pd.
         frame = copy_read.read_frame(cur, query, params, types)
         if frame is not None:
             return frame
+    read_out_of_range_as_ends(cur)  # a year beyond 9999 or before 1 (engine/pg_dates.py)
     cur.execute(query, params)
     return to_frame(spec, cur.fetchall())
 

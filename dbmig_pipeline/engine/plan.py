@@ -6,7 +6,7 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 
 from dbmig_pipeline.engine import bookkeeping as bk
-from dbmig_pipeline.engine.extract import Position
+from dbmig_pipeline.engine.extract import Position, is_lossy
 from dbmig_pipeline.engine.partitions import Partition, key_of
 from dbmig_pipeline.entities.spec import EntitySpec
 
@@ -27,7 +27,7 @@ def pending_keys(dest: Engine, entity: str, all_keys: list[str], lookback: timed
     succeeded = {key for key, status in statuses if status == "succeeded"}
     start = next((k for k in all_keys if k not in succeeded), all_keys[-1])
     if newest is not None:
-        start = min(start, key_of(newest - lookback, all_keys))
+        start = min(start, key_of(newest if is_lossy(newest) else newest - lookback, all_keys))
     return [k for k in all_keys if k >= start]
 
 
@@ -67,6 +67,10 @@ def start_position(control: dict, partitions: list[Partition], spec: EntitySpec,
         return null_start
     if row.cursor.in_nulls:
         return None
+    if row.cursor.ts_text is not None or is_lossy(row.cursor.ts):
+        # ±infinity, or the instants psycopg2 reads them as: nothing to look back from (and the year-1
+        # instant has no earlier one); the rows from there are read again and compared by their hashes
+        return Position(row.cursor.ts, 0, ts_text=row.cursor.ts_text)
     ts = row.cursor.ts - lookback
     if first.start is not None and ts < first.start:
         return None

@@ -28,7 +28,16 @@ from dbmig_pipeline.engine import bookkeeping as bk
 from dbmig_pipeline.engine.allocator import fix_mmap_threshold
 from dbmig_pipeline.engine.commit_fate import CommitFate
 from dbmig_pipeline.engine.errors import IntegrityHalt
-from dbmig_pipeline.engine.extract import HASH_COLUMN, Position, Window, count_query, fetch_batch, fetch_by_ids, safe_horizon
+from dbmig_pipeline.engine.extract import (
+    HASH_COLUMN,
+    Position,
+    Window,
+    count_query,
+    fetch_batch,
+    fetch_by_ids,
+    position_after,
+    safe_horizon,
+)
 from dbmig_pipeline.engine.load import (find_collisions, keys_held_in_target, missing_parents, soft_delete_rows,
                                        target_is_empty, upsert)
 from dbmig_pipeline.engine.parked import ready_to_retry
@@ -375,10 +384,9 @@ class EntitySync:
                                 pending = reads.submit(reader.read, window, position)
                                 continue
                             break
-                        last = frame.iloc[-1]
-                        in_nulls = position is not None and position.in_nulls
-                        position = Position(None if in_nulls else last[self.spec.cursor_column], int(last["id"]),
-                                            in_nulls)
+                        with self.src.cursor() as cur:
+                            position = position_after(cur, self.spec, frame, position)
+                        self.src.commit()
                         pending = reads.submit(reader.read, window, position)
                         checkpoint = _Checkpoint(self.stats.batches, position, horizon)
                         self.stats.batches += 1
@@ -696,7 +704,9 @@ class EntitySync:
         progress: dict[str, bk.PartitionProgress] = {}
         for key, ts, row_id in zip(lasts["_key"], lasts[spec.cursor_column], lasts["id"]):
             ts = None if position.in_nulls or pd.isna(ts) else ts
-            cursor = Position(ts, int(row_id), position.in_nulls)
+            # the batch's own last row carries the exact text of an infinite cursor
+            text = position.ts_text if int(row_id) == position.id and not position.in_nulls else None
+            cursor = Position(ts, int(row_id), position.in_nulls, text)
             if ts is not None and ts > horizon:
                 cursor = Position(horizon, 0)
             progress[key] = bk.PartitionProgress(cursor=cursor, read=int(counts[key]))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import platform
 import re
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -551,6 +552,67 @@ def test_system_messages_without_updated_at_are_migrated_across_batches(pair):
     again = pair.run("system_messages", mode=FULL, batch_size=4, run_id="run-2")
     assert (again.read, again.written, again.unchanged) == (13, 1, 12)
     assert added in target_ids(pair, "system_messages")
+
+
+def _within(seconds: float, action):
+    """`action()`'s result, or a failure (not a hung suite) when it runs longer than `seconds`."""
+    outcome: list = []
+    worker = threading.Thread(target=lambda: outcome.append(action()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"still running after {seconds} s: a keyset pass that does not advance?"
+    return outcome[0]
+
+
+@pytest.mark.parametrize("extreme", ["-infinity", "infinity", "0001-01-01 00:00:00+00"])
+def test_rows_at_the_ends_of_time_are_each_migrated_once_and_the_cursor_saved_exactly(pair, extreme):
+    """psycopg2 reads PostgreSQL's ±infinity as datetime.max/min: pages after them must still advance (they
+    read the infinite rows again forever) and not skip the rest of their ties (-infinity: rows were lost)."""
+    ids = insert(pair, "system_messages", [
+        *[{"created_at": OLD, "updated_at": extreme, "severity": "warn", "code": f"X{i}", "body": "b"} for i in range(3)],
+        {"created_at": OLD, "updated_at": None, "severity": "info", "code": "N", "body": "b"}])
+    stats = _within(60, lambda: pair.run("system_messages", mode=FULL, batch_size=2))  # ties across pages
+    assert (stats.read, stats.written) == (4, 4)
+    assert target_ids(pair, "system_messages") == set(ids)
+    if extreme == "-infinity":  # saved as itself, not as the year-1 instant psycopg2 reads it as
+        assert pair.dst("SELECT cursor_updated_at::text FROM dbmig.migration_control WHERE entity = 'system_messages'"
+                        " AND partition_key = :k", k=pair.keys[0]) == [("-infinity",)]
+
+    # A differential run starts from those cursors (no look-back before the year 1) and moves what is new.
+    added = insert(pair, "system_messages", [{"created_at": OLD, "updated_at": datetime.now(UTC), "severity": "info",
+                                              "code": "NEW", "body": "new"}])[0]
+    again = _within(60, lambda: pair.run("system_messages", mode=DIFFERENTIAL, batch_size=2, run_id="run-2"))
+    assert again.written == 1
+    assert target_ids(pair, "system_messages") == {*ids, added}
+    assert_target_matches_oracle(pair, ["system_messages"])
+
+
+def test_years_python_cannot_hold_neither_stop_the_pass_nor_lose_a_row(pair):
+    """A birth date typed as 20201-05-03 (PostgreSQL holds it, Python's date stops at 9999) failed the
+    whole pass; read as the last day it maps by the rules: after the row's creation, so NULL with a
+    warning. Timestamps beyond 9999 or before year 1 (BC) keep their rows and the keyset advancing."""
+    insert(pair, "offices", [{"created_at": OLD, "updated_at": OLD, "name": "Office", "is_active": True}])
+    insert(pair, "doctors", [{"created_at": OLD, "updated_at": OLD, "office_id": 1, "first_name": "Dana",
+                              "last_name": "Doctor", "specialty": "ORTHO", "is_active": True}])
+    patients = insert(pair, "patients", [
+        {"created_at": OLD, "updated_at": OLD, "doctor_id": 1, "first_name": "Pat", "last_name": name,
+         "birth_date": born, "status": 1}
+        for name, born in (("Normal", "1990-05-03"), ("Typo", "20201-05-03"), ("Ancient", "0044-03-15 BC"))])
+    messages = insert(pair, "system_messages", [
+        {"created_at": created, "updated_at": updated, "severity": "info", "code": f"Y{i}", "body": "b"}
+        for i, (created, updated) in enumerate([("0044-01-01 00:00:00+00 BC", OLD), *[
+            (OLD, "20201-01-01 00:00:00+00")] * 3])])
+    for entity in ("offices", "doctors"):
+        pair.run(entity, mode=FULL)
+    stats = pair.run("patients", mode=FULL)
+    assert (stats.read, stats.written, stats.quarantined) == (3, 3, 0)
+    born = {i: r["date_of_birth"] for i, r in target_rows(pair.dest, "patients").items()}
+    assert born[patients[0]].isoformat() == "1990-05-03" and born[patients[1]] is None
+    assert pair.dst("SELECT legacy_id, column_name FROM dbmig.row_warnings WHERE entity = 'patients'") == [
+        (patients[1], "date_of_birth")]
+    stats = _within(60, lambda: pair.run("system_messages", mode=FULL, batch_size=2))
+    assert (stats.read, stats.written) == (4, 4)
+    assert target_ids(pair, "system_messages") == set(messages)
 
 
 # --- memory -------------------------------------------------------------------------

@@ -1,0 +1,40 @@
+"""Dates and timestamps Python cannot hold, read as the ends of its range.
+
+PostgreSQL keeps years up to 294276 and before Christ; Python's `date` and
+`datetime` stop at 9999 and begin at year 1. psycopg2 reads `±infinity` as
+the ends of Python's range but raises for a year beyond it (a typo such as
+`20201-05-03`), and its error would stop the whole pass over one value.
+Read the same way as infinity instead: a year after 9999 as the last
+instant, one before year 1 as the first. The mapping rules then see "far
+in the future" or "long ago" (a birth date after the row's creation is
+NULL with a warning), keyset positions there ask for the exact value
+(`extract.position_after`), and every other row goes on.
+"""
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import psycopg2.extensions as pg_ext
+
+_DATE_RANGE = (date.max, date.min)
+_NAIVE_RANGE = (datetime.max, datetime.min)
+_ZONED_RANGE = (datetime.max.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC))
+
+
+def _clamping(base, ends):
+    def cast(value, cur):
+        try:
+            return base(value, cur)
+        except ValueError:  # "year … is out of range": beyond 9999, or before year 1 (" BC")
+            return ends[1] if value.rstrip().endswith("BC") else ends[0]
+    return pg_ext.new_type(base.values, f"DBMIG_{base.name}", cast)
+
+
+CASTERS = (_clamping(pg_ext.PYDATE, _DATE_RANGE), _clamping(pg_ext.PYDATETIME, _NAIVE_RANGE),
+           _clamping(pg_ext.PYDATETIMETZ, _ZONED_RANGE))
+
+
+def read_out_of_range_as_ends(cur) -> None:
+    """Install the casters on `cur` (a source cursor of the row path)."""
+    for caster in CASTERS:
+        pg_ext.register_type(caster, cur)
