@@ -16,15 +16,14 @@ back to the row path, so nothing is ever read differently, only slower.
 from __future__ import annotations
 
 import io
-import json
 import logging
-import re
 
-import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 from psycopg2 import sql
+
+from dbmig_pipeline.engine import json_exact
 
 log = logging.getLogger(__name__)
 _noted: set[str] = set()
@@ -80,23 +79,8 @@ def column_types(cur, query: sql.Composable, params: dict) -> dict[str, tuple[pa
     return types
 
 
-#: 19 digits in a row may be an integer beyond 64 bits, which orjson would silently read as a float
-_LONG_DIGITS = re.compile(r"[0-9]{19}")
-
-
-def _parse_json(text: str):
-    """One JSON document exactly as `json.loads` (psycopg2's reader) gives it; orjson, several times faster,
-    wherever it gives the same: not for long integers (read as floats) or numbers beyond a double (refused)."""
-    if _LONG_DIGITS.search(text):
-        return json.loads(text)
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
-
-
 def _json_column(array: pa.ChunkedArray) -> pd.Series:
-    return pd.Series([None if text is None else _parse_json(text) for text in array.to_pylist()], dtype=object)
+    return pd.Series([None if text is None else json_exact.loads(text) for text in array.to_pylist()], dtype=object)
 
 
 def read_frame(cur, query: sql.Composable, params: dict,

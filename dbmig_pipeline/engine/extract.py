@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 
 import pandas as pd
 from psycopg2 import sql
+from psycopg2.extras import register_default_json, register_default_jsonb
 
-from dbmig_pipeline.engine import copy_read
+from dbmig_pipeline.engine import copy_read, json_exact
 from dbmig_pipeline.engine.id_array import IdArray
 from dbmig_pipeline.engine.pg_dates import read_out_of_range_as_ends
 from dbmig_pipeline.entities.spec import EntitySpec
@@ -149,6 +150,15 @@ def to_frame(spec: EntitySpec, rows: list[tuple]) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows, columns=[*spec.source_columns, HASH_COLUMN])
 
 
+def prepare_row_path(cur) -> None:
+    """What `cur` reads differently from psycopg2's defaults, as the COPY path does: a year beyond 9999
+    or before 1 as the ends of Python's range (engine/pg_dates.py), JSON numbers exactly
+    (engine/json_exact.py)."""
+    read_out_of_range_as_ends(cur)
+    for register in (register_default_json, register_default_jsonb):
+        register(cur, loads=json_exact.loads)
+
+
 def read_rows(cur, spec: EntitySpec, query: sql.Composable, params: dict) -> pd.DataFrame:
     """The rows of `query` by COPY and Arrow (engine/copy_read.py), or row by row where that cannot read them exactly."""
     types = copy_read.column_types(cur, query, params)
@@ -156,7 +166,7 @@ def read_rows(cur, spec: EntitySpec, query: sql.Composable, params: dict) -> pd.
         frame = copy_read.read_frame(cur, query, params, types)
         if frame is not None:
             return frame
-    read_out_of_range_as_ends(cur)  # a year beyond 9999 or before 1 (engine/pg_dates.py)
+    prepare_row_path(cur)
     cur.execute(query, params)
     return to_frame(spec, cur.fetchall())
 

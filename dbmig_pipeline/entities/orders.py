@@ -34,7 +34,7 @@ def _arches_text(details: object) -> object:
     value = details.get("arches", _ABSENT) if isinstance(details, dict) else _ABSENT
     if value is _ABSENT or value is None:
         return None
-    return value if isinstance(value, str) else json.dumps(value)
+    return value if isinstance(value, str) else json.dumps(value, default=str)  # Decimal: engine/json_exact.py
 
 
 def _is_rush(details: object) -> bool:

@@ -6,6 +6,8 @@ the same frame, dtypes included, or step aside.
 """
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pandas as pd
 import psycopg2
 import pytest
@@ -13,7 +15,7 @@ from psycopg2 import sql
 
 from dbmig_pipeline.demo.seed import seed_legacy
 from dbmig_pipeline.engine import copy_read
-from dbmig_pipeline.engine.extract import Window, batch_query, read_rows, to_frame
+from dbmig_pipeline.engine.extract import Window, batch_query, prepare_row_path, read_rows, to_frame
 from dbmig_pipeline.entities import ENTITIES
 from dbmig_pipeline_tests.integration.engine_helpers import pair_fixture  # noqa: F401 (the `pair` fixture)
 
@@ -32,7 +34,9 @@ INSERT INTO nasty VALUES
  (5, 'NULL', '""', false, 0, 0, '2000-02-29', '2024-01-01 00:00:00.5+00', '2024-01-01 00:00:00.5',
   '{"nested": {"deep": [{"x": true}]}}', '42'),
  (6, '\\N', ',', true, 7, 1.10, '2020-01-01', '2020-01-01 12:00:00+00', '2020-01-01 12:00:00',
-  '{}', '1.5e300')
+  '{}', '1.5e300'),
+ (7, 'x', 'x', true, 8, 2.00, '2020-01-02', '2020-01-02 12:00:00+00', '2020-01-02 12:00:00',
+  '{"r": 0.12345678901234567890, "inf": 1e400, "i": 12345678901234567.5}', '[1e-400, 1.10]')
 """
 
 
@@ -53,6 +57,7 @@ def assert_same(got: pd.DataFrame, expected: pd.DataFrame, name: str = "frame") 
 
 
 def _row_path(cur, query, params=None) -> pd.DataFrame:
+    prepare_row_path(cur)
     cur.execute(query, params)
     return pd.DataFrame.from_records(cur.fetchall(), columns=[c.name for c in cur.description])
 
@@ -75,6 +80,10 @@ def test_nasty_values_read_by_copy_equal_the_row_path(source):
     assert_same(got, expected)
     assert got.loc[1, "t"] == "" and pd.isna(got.loc[2, "t"])  # empty text is not NULL
     assert got.loc[3, "j"]["big"] == 123456789012345678901234567890  # beyond 64 bits: still exact
+    # beyond a double: exact (engine/json_exact.py), where floats rounded them or made them infinite
+    assert got.loc[6, "j"] == {"r": Decimal("0.12345678901234567890"), "inf": Decimal("1e400"),
+                               "i": Decimal("12345678901234567.5")}
+    assert got.loc[6, "jj"] == [Decimal("1e-400"), Decimal("1.10")]
     assert got.loc[1, "jj"] is None and got.loc[2, "jj"] is None  # JSON null and SQL NULL both read as None
 
 
@@ -123,6 +132,7 @@ def test_every_entity_of_a_seeded_source_reads_the_same_either_way(pair):
         with conn.cursor() as cur:
             for spec in ENTITIES:
                 query, params = batch_query(spec, Window(None, None), None, 100_000)
+                prepare_row_path(cur)
                 cur.execute(query, params)
                 expected = to_frame(spec, cur.fetchall())
                 assert copy_read.column_types(cur, query, params) is not None, spec.name

@@ -615,6 +615,29 @@ def test_years_python_cannot_hold_neither_stop_the_pass_nor_lose_a_row(pair):
     assert target_ids(pair, "system_messages") == set(messages)
 
 
+def test_json_numbers_reach_the_target_exactly_as_the_source_holds_them(pair):
+    """`extra` is `details` without two keys and `context` is copied: a number a double cannot hold
+    (more than ~15 digits, beyond 1e308) was rounded or written as null."""
+    details = ('{"arches": "upper", "rush": true, "ratio": 0.12345678901234567890, "huge": 1e400,'
+               ' "id": 12345678901234567.5, "kept": 1.10, "nested": [{"tiny": -1e-400}]}')
+    context = '{"amount": 99999999999999999.99, "plain": 2.5}'
+    insert(pair, "offices", [{"created_at": OLD, "updated_at": OLD, "name": "Office", "is_active": True}])
+    insert(pair, "doctors", [{"created_at": OLD, "updated_at": OLD, "office_id": 1, "first_name": "Dana",
+                              "last_name": "Doctor", "specialty": "ORTHO", "is_active": True}])
+    insert(pair, "patients", [{"created_at": OLD, "updated_at": OLD, "doctor_id": 1, "first_name": "Pat",
+                               "last_name": "Patient", "status": 1}])
+    order = insert(pair, "orders", [{"created_at": OLD, "updated_at": OLD, "patient_id": 1, "order_no": "j-1",
+                                     "status": "draft", "price": "1.00", "details": details}])[0]
+    message = insert(pair, "system_messages", [{"created_at": OLD, "updated_at": OLD, "severity": "info",
+                                                "code": "J", "body": "b", "context": context}])[0]
+    pair.run_all(mode=FULL)
+    assert pair.dst("SELECT extra = CAST(:d AS jsonb) - 'arches' - 'rush', extra ->> 'ratio',"
+                    " (extra ->> 'huge')::numeric = 1e400 FROM app.orders WHERE legacy_id = :i", d=details, i=order) == [
+        (True, "0.12345678901234567890", True)]
+    assert pair.dst("SELECT context = CAST(:c AS jsonb) FROM app.system_messages WHERE legacy_id = :i",
+                    c=context, i=message) == [(True,)]
+
+
 # --- memory -------------------------------------------------------------------------
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the mmap threshold is glibc's")
