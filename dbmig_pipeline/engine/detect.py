@@ -75,9 +75,7 @@ def detect_pending(src_conn, dst_conn, dest_engine, spec: EntitySpec, all_keys: 
                 position = None
                 continue
             break
-        with src_conn.cursor() as cur:
-            position = position_after(cur, spec, frame, position)
-        src_conn.rollback()
+        position = position_after(src_conn, spec, frame, position)
         _tally(result, frame, _recorded(dst_conn, spec.name, [int(i) for i in frame["id"]]), spec)
     return result
 

@@ -53,21 +53,26 @@ def is_lossy(ts) -> bool:
     return ts is not None and not pd.isna(ts) and any(ts == lossy for lossy in LOSSY_TIMESTAMPS)
 
 
-def position_after(cur, spec: EntitySpec, frame: pd.DataFrame, previous: Position | None) -> Position:
-    """The position after the last row of a page read from `previous`; asks the source for the cursor's
-    exact text where the Python value may stand for `±infinity` (rare: one look-up by primary key)."""
+def position_after(conn, spec: EntitySpec, frame: pd.DataFrame, previous: Position | None) -> Position:
+    """The position after the last row of a page read from `previous`. Only where the Python value may
+    stand for `±infinity` does it ask `conn` (a source connection) for the cursor's exact text: one
+    look-up by primary key, its transaction ended at once; otherwise `conn` is not touched."""
     last = frame.iloc[-1]
     row_id = int(last["id"])
     if previous is not None and previous.in_nulls:
         return Position(None, row_id, True)
     ts = last[spec.cursor_column]
-    text = None
-    if is_lossy(ts):
-        cur.execute(sql.SQL("SELECT {}::text FROM {} WHERE id = %s").format(
-            sql.Identifier(spec.cursor_column), sql.Identifier(spec.source_schema, spec.source_table)), (row_id,))
-        found = cur.fetchone()
-        text = found[0] if found else None
-    return Position(ts, row_id, False, text)
+    if not is_lossy(ts):
+        return Position(ts, row_id)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("SELECT {}::text FROM {} WHERE id = %s").format(
+                sql.Identifier(spec.cursor_column), sql.Identifier(spec.source_schema, spec.source_table)),
+                (row_id,))
+            found = cur.fetchone()
+    finally:
+        conn.rollback()
+    return Position(ts, row_id, False, found[0] if found else None)
 
 
 @dataclass(frozen=True)

@@ -384,9 +384,7 @@ class EntitySync:
                                 pending = reads.submit(reader.read, window, position)
                                 continue
                             break
-                        with self.src.cursor() as cur:
-                            position = position_after(cur, self.spec, frame, position)
-                        self.src.commit()
+                        position = position_after(self.src, self.spec, frame, position)
                         pending = reads.submit(reader.read, window, position)
                         checkpoint = _Checkpoint(self.stats.batches, position, horizon)
                         self.stats.batches += 1
