@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
+from psycopg2 import sql
 
 from dbmig_pipeline.engine.id_array import IdArray
+from dbmig_pipeline.engine.pg_dates import read_out_of_range_as_ends
 from dbmig_pipeline.engine.staging import copy_frame, create_staging
 from dbmig_pipeline.entities.spec import TargetColumn
 
-from dbmig_pipeline.engine.extract import Position
+from dbmig_pipeline.engine.extract import Position, infinite_or_out_of_range
 
 
 _LEDGER_STAGE = "ledger_stage"
@@ -216,12 +218,14 @@ class ControlRow:
 def read_control(cur, entity: str, keys: Sequence[str]) -> dict[str, ControlRow]:
     """The saved status and cursor of the entity's partitions `keys` (an infinite cursor with its text,
     see `Position.ts_text`)."""
+    read_out_of_range_as_ends(cur)  # a cursor saved outside Python's range reads as its end, with its text
     cur.execute(
-        """
-        SELECT partition_key, status, cursor_updated_at, cursor_id,
-               CASE WHEN isfinite(cursor_updated_at) THEN NULL ELSE cursor_updated_at::text END
-          FROM dbmig.migration_control WHERE entity = %s AND partition_key = ANY(%s)
-        """,
+        sql.SQL(
+            """
+            SELECT partition_key, status, cursor_updated_at, cursor_id, {text}
+              FROM dbmig.migration_control WHERE entity = %s AND partition_key = ANY(%s)
+            """
+        ).format(text=infinite_or_out_of_range(sql.Identifier("cursor_updated_at"))),
         (entity, list(keys)),
     )
     rows = {}
@@ -358,6 +362,7 @@ def audit(
 
 def last_cursor_before(cur, entity: str) -> tuple[datetime | None, list[tuple[str, str]]]:
     """The newest saved cursor of the entity and every partition's status (for pending ranges)."""
+    read_out_of_range_as_ends(cur)
     cur.execute(
         "SELECT max(cursor_updated_at) FROM dbmig.migration_control WHERE entity = %s AND status = 'succeeded'",
         (entity,),

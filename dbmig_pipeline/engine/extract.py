@@ -53,10 +53,24 @@ def is_lossy(ts) -> bool:
     return ts is not None and not pd.isna(ts) and any(ts == lossy for lossy in LOSSY_TIMESTAMPS)
 
 
+#: Text of a cursor value outside Python's range (±infinity, BC, beyond 9999), ISO whatever the session's
+#: DateStyle (ISO input reads back the same under any DateStyle); NULL for a value Python holds exactly.
+def out_of_range_text(column: sql.Composable) -> sql.Composed:
+    return sql.SQL(
+        "CASE WHEN {c} < '0001-01-01 00:00:00+00' OR {c} > '9999-12-31 23:59:59.999999+00' "
+        "THEN to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' "
+        "|| CASE WHEN {c} < '0001-01-01 00:00:00+00' THEN ' BC' ELSE '' END END"
+    ).format(c=column)
+
+
 def position_after(conn, spec: EntitySpec, frame: pd.DataFrame, previous: Position | None) -> Position:
     """The position after the last row of a page read from `previous`. Only where the Python value may
-    stand for `±infinity` does it ask `conn` (a source connection) for the cursor's exact text: one
-    look-up by primary key, its transaction ended at once; otherwise `conn` is not touched."""
+    stand for a value outside Python's range does it ask `conn` (a source connection) for the exact one:
+    one look-up by primary key, its transaction ended at once; otherwise `conn` is not touched.
+
+    The row may have changed or gone since the page was read; then the position stays on the safe side:
+    after the first instant, every `-infinity` row still to read (their ids decide); after the last
+    instant, the infinite rows are read once more and the next page's last row is asked again."""
     last = frame.iloc[-1]
     row_id = int(last["id"])
     if previous is not None and previous.in_nulls:
@@ -64,15 +78,24 @@ def position_after(conn, spec: EntitySpec, frame: pd.DataFrame, previous: Positi
     ts = last[spec.cursor_column]
     if not is_lossy(ts):
         return Position(ts, row_id)
+    column = sql.Identifier(spec.cursor_column)
     try:
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("SELECT {}::text FROM {} WHERE id = %s").format(
-                sql.Identifier(spec.cursor_column), sql.Identifier(spec.source_schema, spec.source_table)),
-                (row_id,))
+            cur.execute(sql.SQL("SELECT {text}, {c} = %s FROM {table} WHERE id = %s").format(
+                text=infinite_or_out_of_range(column), c=column,
+                table=sql.Identifier(spec.source_schema, spec.source_table)), (ts, row_id))
             found = cur.fetchone()
     finally:
         conn.rollback()
-    return Position(ts, row_id, False, found[0] if found else None)
+    if found is not None and (found[0] is not None or found[1]):
+        return Position(ts, row_id, False, found[0])  # out of range: its text; the instant itself: exact
+    # changed or gone since the page was read
+    return Position(ts, row_id, False, "-infinity" if ts == LOSSY_TIMESTAMPS[1] else None)
+
+
+def infinite_or_out_of_range(column: sql.Composable) -> sql.Composed:
+    return sql.SQL("CASE WHEN NOT isfinite({c}) THEN {c}::text ELSE {other} END").format(
+        c=column, other=out_of_range_text(column))
 
 
 @dataclass(frozen=True)

@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from decimal import Decimal
 
 import orjson
 
 #: 16 or more digits (and points) in a row, or a three-digit exponent: a number a double may not hold exactly
 _MAYBE_INEXACT = re.compile(r"[0-9][0-9.]{15}|[eE][+-]?[0-9]{3}")
-_INT64 = range(-2 ** 63, 2 ** 63)
+_INT64_MIN, _INT64_END = -2 ** 63, 2 ** 63
 
 
 def _integer(text: str) -> int | Decimal:
-    value = int(text)
-    return value if value in _INT64 else Decimal(text)  # orjson writes 64-bit integers only
+    if len(text) > 18:  # beyond 64 bits maybe (orjson writes those only), or beyond int()'s digit limit
+        value = Decimal(text)
+        return int(value) if _INT64_MIN <= value < _INT64_END else value
+    return int(text)
 
 
 def _exactly(text: str):
@@ -47,20 +50,24 @@ def _number_text(value):
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-def _wide_ints_as_decimals(value):
-    if isinstance(value, dict):
-        return {key: _wide_ints_as_decimals(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_wide_ints_as_decimals(item) for item in value]
-    if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
-        return Decimal(value)
-    return value
+def _stdlib(value, separators: tuple[str, str]) -> str:
+    """`json`'s text of `value` with each Decimal as its own text: json writes a Decimal only as a string,
+    so it goes in as a marked string and the marks come out again. Integers of any size, keys of any
+    type, and nesting down to Python's recursion limit, as `json` writes them."""
+    mark = f"@dbmig-number-{uuid.uuid4().hex}:"
+    text = json.dumps(value, ensure_ascii=False, separators=separators,
+                      default=lambda o: mark + str(o) if isinstance(o, Decimal) else _number_text(o))
+    return re.sub('"' + re.escape(mark) + r'([^"]*)"', lambda m: m.group(1), text)
 
 
 def dumps(value) -> str:
     """JSON text of a document (Decimals as their own text), compact."""
     try:
         return orjson.dumps(value, default=_number_text).decode()
-    except TypeError:  # integers beyond 64 bits or keys that are not strings, from elsewhere: slower, only then
-        return orjson.dumps(_wide_ints_as_decimals(value), default=_number_text,
-                            option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # integers beyond 64 bits, keys that are not strings, nesting orjson refuses: slower
+        return _stdlib(value, (",", ":"))
+
+
+def text(value) -> str:
+    """What PostgreSQL's `->>` prints for a JSON value that is not a string (`[1.5, 2]`, `{"a": 1}`)."""
+    return _stdlib(value, (", ", ": "))

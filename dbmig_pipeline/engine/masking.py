@@ -73,6 +73,9 @@ def _per_unique(values: pd.Series, fn: Callable) -> pd.Series:
     return out
 
 
+_FIRST_DAY = pd.Timestamp("0001-01-01")
+
+
 def _mask_dates(key: bytes, values: pd.Series, created_at: pd.Series) -> pd.Series:
     """Shift each date; where the shift would pass the row's creation day (UTC), shift backwards instead."""
     days = _per_unique(values, lambda v: shift_days(key, v))
@@ -84,6 +87,8 @@ def _mask_dates(key: bytes, values: pd.Series, created_at: pd.Series) -> pd.Seri
     created_on = pd.to_datetime(created_at[present], utc=True).dt.tz_localize(None).dt.normalize()
     shifted = original + offset
     shifted = shifted.where(shifted <= created_on, original - abs(offset))
+    # never before the year 1, Python's first day (such dates are the source's BC ones: engine/pg_dates.py)
+    shifted = shifted.where(shifted >= _FIRST_DAY, _FIRST_DAY)
     out = pd.Series([None] * len(values), index=values.index, dtype=object)
     out[present] = [ts.date() for ts in shifted]
     return out

@@ -6,7 +6,7 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 
 from dbmig_pipeline.engine import bookkeeping as bk
-from dbmig_pipeline.engine.extract import Position, is_lossy
+from dbmig_pipeline.engine.extract import LOSSY_TIMESTAMPS, Position, is_lossy
 from dbmig_pipeline.engine.partitions import Partition, key_of
 from dbmig_pipeline.entities.spec import EntitySpec
 
@@ -27,8 +27,19 @@ def pending_keys(dest: Engine, entity: str, all_keys: list[str], lookback: timed
     succeeded = {key for key, status in statuses if status == "succeeded"}
     start = next((k for k in all_keys if k not in succeeded), all_keys[-1])
     if newest is not None:
-        start = min(start, key_of(newest if is_lossy(newest) else newest - lookback, all_keys))
+        start = min(start, key_of(_looked_back(newest, lookback), all_keys))
     return [k for k in all_keys if k >= start]
+
+
+def _looked_back(ts, lookback: timedelta):
+    """`ts` minus the look-back; the first instant where that would leave Python's range (or `ts` may
+    stand for -infinity)."""
+    if is_lossy(ts):
+        return ts
+    try:
+        return ts - lookback
+    except OverflowError:
+        return LOSSY_TIMESTAMPS[1]
 
 
 def union_pending_keys(dest: Engine, entities: list[str], all_keys: list[str], lookback: timedelta) -> list[str]:
@@ -71,7 +82,10 @@ def start_position(control: dict, partitions: list[Partition], spec: EntitySpec,
         # ±infinity, or the instants psycopg2 reads them as: nothing to look back from (and the year-1
         # instant has no earlier one); the rows from there are read again and compared by their hashes
         return Position(row.cursor.ts, 0, ts_text=row.cursor.ts_text)
-    ts = row.cursor.ts - lookback
+    try:
+        ts = row.cursor.ts - lookback
+    except OverflowError:  # within the look-back of the year 1: from the very start
+        return Position(LOSSY_TIMESTAMPS[1], 0, ts_text="-infinity")
     if first.start is not None and ts < first.start:
         return None
     return Position(ts, 0)

@@ -7,6 +7,7 @@ from psycopg2 import sql
 from sqlalchemy.engine import Engine
 
 from dbmig_pipeline.engine.pass_lock import pass_holder
+from dbmig_pipeline.engine.pg_dates import read_out_of_range_as_ends
 from dbmig_pipeline.entities.spec import EntitySpec
 
 
@@ -32,6 +33,7 @@ def entity_status(dest: Engine, specs: list[EntitySpec]) -> list[dict]:
                         cur.execute(sql.SQL("SELECT count(*), count(deleted_at) FROM {}").format(
                             sql.Identifier(spec.target_schema, spec.target_table)))
                         row["target_rows"], row["deleted_rows"] = cur.fetchone()
+                    read_out_of_range_as_ends(cur)  # a cursor beyond Python's years: its end
                     cur.execute("SELECT max(cursor_updated_at) FROM dbmig.migration_control WHERE entity = %s",
                                 (spec.name,))
                     row["watermark"] = cur.fetchone()[0]

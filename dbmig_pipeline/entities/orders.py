@@ -7,11 +7,10 @@ batches and are the loader's integrity check (MAPPING.md section 4).
 """
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 
+from dbmig_pipeline.engine import json_exact
 from dbmig_pipeline.entities import common
 from dbmig_pipeline.entities.spec import (
     BUSINESS_RULE,
@@ -34,7 +33,7 @@ def _arches_text(details: object) -> object:
     value = details.get("arches", _ABSENT) if isinstance(details, dict) else _ABSENT
     if value is _ABSENT or value is None:
         return None
-    return value if isinstance(value, str) else json.dumps(value, default=str)  # Decimal: engine/json_exact.py
+    return value if isinstance(value, str) else json_exact.text(value)
 
 
 def _is_rush(details: object) -> bool:

@@ -17,9 +17,12 @@ from dbmig_pipeline.engine import allocator
 from dbmig_pipeline.engine import bookkeeping as bk
 from dbmig_pipeline.engine.errors import IntegrityHalt
 from dbmig_pipeline.engine.parked import ready_to_retry
-from dbmig_pipeline.engine.sync import DIFFERENTIAL, FULL, SyncStats
+from dbmig_pipeline.engine.extract import Window, fetch_batch, position_after
+from dbmig_pipeline.engine.partitions import partitions_for
+from dbmig_pipeline.engine.sync import DIFFERENTIAL, FULL, RunInfo, SyncStats, sync_entity
 from dbmig_pipeline.entities import ENTITIES, ENTITY_NAMES, get_entity
 from dbmig_pipeline_tests.integration.engine_helpers import (
+    SPECS,
     assert_target_matches_oracle,
     error_row,
     insert,
@@ -33,6 +36,7 @@ from dbmig_pipeline_tests.integration.engine_helpers import (
 SCALE = 0.0002  # about 800 rows in all, every fixed edge case of the seed included
 OLD = datetime(2019, 3, 1, tzinfo=UTC)  # before the first partition
 TIE = datetime(2019, 12, 31, 12, 0, tzinfo=UTC)
+LATER = datetime(2021, 1, 1, tzinfo=UTC)  # a partition after the first
 
 
 # --- 1. full load ---------------------------------------------------------------
@@ -636,6 +640,64 @@ def test_json_numbers_reach_the_target_exactly_as_the_source_holds_them(pair):
         (True, "0.12345678901234567890", True)]
     assert pair.dst("SELECT context = CAST(:c AS jsonb) FROM app.system_messages WHERE legacy_id = :i",
                     c=context, i=message) == [(True,)]
+
+
+def test_a_cursor_saved_before_the_year_1_is_read_back_and_the_next_run_goes_on(pair):
+    """psycopg2 cannot read a BC timestamp back from the control table: every later run died there."""
+    ids = insert(pair, "system_messages", [
+        {"created_at": OLD, "updated_at": "0044-01-01 00:00:00+00 BC", "severity": "info", "code": "A", "body": "b"},
+        {"created_at": OLD, "updated_at": LATER, "severity": "info", "code": "B", "body": "b"}])
+    # a page ends on the BC row, the last of the first partition, whose cursor it stays
+    assert pair.run("system_messages", mode=FULL, batch_size=1).read == 2
+    again = pair.run("system_messages", mode=DIFFERENTIAL, batch_size=1, run_id="run-2")
+    assert again.written == 0 and target_ids(pair, "system_messages") == set(ids)
+
+
+def test_a_page_whose_last_row_changed_before_its_position_was_asked_skips_nothing(pair):
+    """The exact value of a page's last `-infinity` row is asked after the page was read: if the row is
+    gone (or bumped) by then, the next page still holds every `-infinity` row after it."""
+    insert(pair, "system_messages", [
+        {"created_at": OLD, "updated_at": "-infinity", "severity": "info", "code": f"X{i}", "body": "b"}
+        for i in range(3)])
+    spec, conn = SPECS["system_messages"], pair.source.raw_connection()
+    try:
+        with conn.cursor() as cur:
+            page = fetch_batch(cur, spec, Window(None, None), None, 2)
+        conn.commit()
+        pair.src("DELETE FROM public.system_messages WHERE id = :i", i=int(page.iloc[-1]["id"]))
+        position = position_after(conn, spec, page, None)
+        with conn.cursor() as cur:
+            rest = fetch_batch(cur, spec, Window(None, None), position, 2)
+        conn.commit()
+    finally:
+        conn.close()
+    assert len(rest) == 1
+
+
+def test_bc_birth_dates_are_masked_without_stopping_the_pass(pair):
+    insert(pair, "offices", [{"created_at": OLD, "updated_at": OLD, "name": "Office", "is_active": True}])
+    insert(pair, "doctors", [{"created_at": OLD, "updated_at": OLD, "office_id": 1, "first_name": "Dana",
+                              "last_name": "Doctor", "specialty": "ORTHO", "is_active": True}])
+    ids = insert(pair, "patients", [
+        {"created_at": OLD, "updated_at": OLD, "doctor_id": 1, "first_name": "Pat", "last_name": name,
+         "birth_date": born, "status": 1} for name, born in (("Old", "0044-03-15 BC"), ("Normal", "1990-05-03"))])
+    for entity in ("offices", "doctors"):
+        pair.run(entity, mode=FULL)
+    for key in (b"key1", b"key2", b"key3"):  # the shift's direction depends on the key
+        run = RunInfo(f"run-{key.decode()}", "pytest", mode=FULL, batch_size=7, mask_key=key)
+        sync_entity(pair.source, pair.dest, SPECS["patients"], SPECS, partitions_for(pair.keys, pair.keys),
+                    pair.keys, run)
+        assert target_ids(pair, "patients") == set(ids)
+
+
+@pytest.mark.parametrize("document", ["[" * 300 + "]" * 300, "1e5000", "[" + "7" * 5000 + "]"])
+def test_json_that_json_itself_can_write_is_written(pair, document):
+    """Deep nesting orjson refuses, and integers beyond int()'s digit limit, as the source holds them."""
+    message = insert(pair, "system_messages", [{"created_at": OLD, "updated_at": OLD, "severity": "info",
+                                                "code": "D", "body": "b", "context": '{"x": %s}' % document}])[0]
+    assert pair.run("system_messages", mode=FULL).written == 1
+    assert pair.dst("SELECT context = CAST(:c AS jsonb) FROM app.system_messages WHERE legacy_id = :i",
+                    c='{"x": %s}' % document, i=message) == [(True,)]
 
 
 # --- memory -------------------------------------------------------------------------

@@ -43,3 +43,9 @@ def test_what_orjson_refuses_still_encodes():
     assert json_exact.dumps({1: Decimal("0.5")}) == '{"1":0.5}'
     assert json_exact.dumps({"big": [2 ** 70, -2 ** 63 - 1, True]}) == (
         '{"big":[1180591620717411303424,-9223372036854775809,true]}')
+
+
+def test_text_prints_a_value_as_postgresql_s_arrow_operator_does():
+    """`details->>'arches'` of a non-string: PostgreSQL's spacing, numbers as written (a quarantine detail)."""
+    assert json_exact.text([Decimal("1.50"), 2, {"a": Decimal("0.1")}]) == '[1.50, 2, {"a": 0.1}]'
+    assert json_exact.text({"deep": [[[Decimal("1E+400")]]]}) == '{"deep": [[[1E+400]]]}'
