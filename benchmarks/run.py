@@ -196,7 +196,8 @@ class Suite:
         """A sync as the daemon runs it; where steps fork from a forkserver by default (Linux), interleaved
         with the same run whose steps spawn fresh interpreters (`DBMIG_STEP_START_METHOD=spawn`, Dagster's
         own default), so that the table shows what the preloaded forkserver buys."""
-        variants = [None, "spawn"] if default_step_start_method() == "forkserver" else [None]
+        forked = default_step_start_method() == "forkserver"
+        variants = [None, "spawn"] if forked else [None]
         measured: dict[str | None, list[Sample]] = {v: [] for v in variants}
         for i in range(self.args.repeat):
             for method in (variants if i % 2 == 0 else variants[::-1]):
@@ -207,8 +208,8 @@ class Suite:
                 measured[method].append(sample)
         samples = measured[None]
         steps = samples[-1].data["steps"]
-        how = ("each forked from a forkserver that preloaded the code location"
-               if default_step_start_method() == "forkserver" else "each a fresh interpreter (spawn)")
+        how = ("each forked from a forkserver that preloaded the code location" if forked
+               else "each a fresh interpreter (spawn)")
         self.add(Row("idle_daemon", "Differential sync with nothing to do, as the daemon runs it "
                      "(`migrate_all`, multiprocess executor)", samples,
                      note=f"{steps} steps, {how}; the schedule's, sensors' and UI's runs (without the queue)"))
@@ -216,11 +217,11 @@ class Suite:
         if "spawn" not in measured:
             self.add(Row("idle_daemon_spawn", label, missing="n/a: steps spawn on this platform by default"))
             return
-        spawned = Spread.of([s.seconds for s in measured["spawn"]])
-        forked = Spread.of([s.seconds for s in samples])
+        median = {m: Spread.of([s.seconds for s in runs]).median for m, runs in measured.items()}
+        ratio = median[None] / median["spawn"]
         self.add(Row("idle_daemon_spawn", label, measured["spawn"], compare_to="idle_daemon",
                      note=f"Dagster's default; forked steps (dbmig's default on Linux, decision 0011) take "
-                          f"{forked.median / spawned.median:.2f}× the time of spawned ones"))
+                          f"{ratio:.2f}× the time of spawned ones"))
 
     def baseline(self, key: str, label: str) -> None:
         samples = self._repeat(label, lambda i: self.bench.dbmig("baseline"))

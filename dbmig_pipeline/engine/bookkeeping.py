@@ -19,7 +19,7 @@ from dbmig_pipeline.engine.pg_dates import read_out_of_range_as_ends
 from dbmig_pipeline.engine.staging import copy_frame, create_staging
 from dbmig_pipeline.entities.spec import TargetColumn
 
-from dbmig_pipeline.engine.extract import Position, infinite_or_out_of_range
+from dbmig_pipeline.engine.extract import Position, exact_text
 
 
 _LEDGER_STAGE = "ledger_stage"
@@ -225,7 +225,7 @@ def read_control(cur, entity: str, keys: Sequence[str]) -> dict[str, ControlRow]
             SELECT partition_key, status, cursor_updated_at, cursor_id, {text}
               FROM dbmig.migration_control WHERE entity = %s AND partition_key = ANY(%s)
             """
-        ).format(text=infinite_or_out_of_range(sql.Identifier("cursor_updated_at"))),
+        ).format(text=exact_text(sql.Identifier("cursor_updated_at"))),
         (entity, list(keys)),
     )
     rows = {}

@@ -8,7 +8,7 @@ order before all others. The hash covers exactly the columns the spec reads.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pandas as pd
 from psycopg2 import sql
@@ -16,14 +16,14 @@ from psycopg2.extras import register_default_json, register_default_jsonb
 
 from dbmig_pipeline.engine import copy_read, json_exact
 from dbmig_pipeline.engine.id_array import IdArray
-from dbmig_pipeline.engine.pg_dates import read_out_of_range_as_ends
+from dbmig_pipeline.engine.pg_dates import ZONED_ENDS, read_out_of_range_as_ends
 from dbmig_pipeline.entities.spec import EntitySpec
 
 HASH_COLUMN = "_row_hash"
 
 
 #: What psycopg2 reads PostgreSQL's `infinity` and `-infinity` as: a position there is only exact as text.
-LOSSY_TIMESTAMPS = (datetime.max.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC))
+LOSSY_TIMESTAMPS = ZONED_ENDS
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,13 @@ def is_lossy(ts) -> bool:
     return ts is not None and not pd.isna(ts) and any(ts == lossy for lossy in LOSSY_TIMESTAMPS)
 
 
-#: Text of a cursor value outside Python's range (±infinity, BC, beyond 9999), ISO whatever the session's
-#: DateStyle (ISO input reads back the same under any DateStyle); NULL for a value Python holds exactly.
-def out_of_range_text(column: sql.Composable) -> sql.Composed:
+def exact_text(column: sql.Composable) -> sql.Composed:
+    """SQL for the text of a timestamptz `column` Python cannot hold (±infinity, BC, beyond 9999); NULL for
+    one it holds exactly. Written as ISO whatever the session's DateStyle: ISO input reads back the same
+    under any DateStyle."""
     return sql.SQL(
-        "CASE WHEN {c} < '0001-01-01 00:00:00+00' OR {c} > '9999-12-31 23:59:59.999999+00' "
+        "CASE WHEN NOT isfinite({c}) THEN {c}::text "
+        "WHEN {c} < '0001-01-01 00:00:00+00' OR {c} > '9999-12-31 23:59:59.999999+00' "
         "THEN to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' "
         "|| CASE WHEN {c} < '0001-01-01 00:00:00+00' THEN ' BC' ELSE '' END END"
     ).format(c=column)
@@ -82,7 +84,7 @@ def position_after(conn, spec: EntitySpec, frame: pd.DataFrame, previous: Positi
     try:
         with conn.cursor() as cur:
             cur.execute(sql.SQL("SELECT {text}, {c} = %s FROM {table} WHERE id = %s").format(
-                text=infinite_or_out_of_range(column), c=column,
+                text=exact_text(column), c=column,
                 table=sql.Identifier(spec.source_schema, spec.source_table)), (ts, row_id))
             found = cur.fetchone()
     finally:
@@ -91,11 +93,6 @@ def position_after(conn, spec: EntitySpec, frame: pd.DataFrame, previous: Positi
         return Position(ts, row_id, False, found[0])  # out of range: its text; the instant itself: exact
     # changed or gone since the page was read
     return Position(ts, row_id, False, "-infinity" if ts == LOSSY_TIMESTAMPS[1] else None)
-
-
-def infinite_or_out_of_range(column: sql.Composable) -> sql.Composed:
-    return sql.SQL("CASE WHEN NOT isfinite({c}) THEN {c}::text ELSE {other} END").format(
-        c=column, other=out_of_range_text(column))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ import psycopg2.extensions as pg_ext
 
 _DATE_RANGE = (date.max, date.min)
 _NAIVE_RANGE = (datetime.max, datetime.min)
-_ZONED_RANGE = (datetime.max.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC))
+#: the last and the first instant psycopg2 reads a timestamptz as (also for `infinity`, `-infinity`)
+ZONED_ENDS = (datetime.max.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC))
 
 
 def _clamping(base, ends):
@@ -31,7 +32,7 @@ def _clamping(base, ends):
 
 
 CASTERS = (_clamping(pg_ext.PYDATE, _DATE_RANGE), _clamping(pg_ext.PYDATETIME, _NAIVE_RANGE),
-           _clamping(pg_ext.PYDATETIMETZ, _ZONED_RANGE))
+           _clamping(pg_ext.PYDATETIMETZ, ZONED_ENDS))
 
 
 def read_out_of_range_as_ends(cur) -> None:

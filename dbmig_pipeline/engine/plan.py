@@ -82,10 +82,9 @@ def start_position(control: dict, partitions: list[Partition], spec: EntitySpec,
         # ±infinity, or the instants psycopg2 reads them as: nothing to look back from (and the year-1
         # instant has no earlier one); the rows from there are read again and compared by their hashes
         return Position(row.cursor.ts, 0, ts_text=row.cursor.ts_text)
-    try:
-        ts = row.cursor.ts - lookback
-    except OverflowError:  # within the look-back of the year 1: from the very start
-        return Position(LOSSY_TIMESTAMPS[1], 0, ts_text="-infinity")
+    ts = _looked_back(row.cursor.ts, lookback)
+    if ts == LOSSY_TIMESTAMPS[1]:  # within the look-back of the year 1: from the very start
+        return Position(ts, 0, ts_text="-infinity")
     if first.start is not None and ts < first.start:
         return None
     return Position(ts, 0)
