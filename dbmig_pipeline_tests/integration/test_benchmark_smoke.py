@@ -96,3 +96,34 @@ def test_changes_are_spread_in_proportion_to_table_sizes():
     assert sum(plan.values()) == 100_000
     assert plan["orders"] > plan["patients"] > plan["doctors"] > plan["offices"] > 0
     assert changes_per_table(counts, 10) == {**{k: 0 for k in counts}, "patients": 4, "orders": 6}
+
+
+def test_ab_compares_two_trees_on_the_differential_at_a_tiny_scale(tmp_path):
+    """`python -m benchmarks.ab` seeds and loads an empty home, then times each version and the plain
+    delta every round; its table names every version (no figures asserted)."""
+    home = tmp_path / "ab-home"
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "benchmarks.ab", "--scale", "0.01", "--rounds", "1", "--home", str(home),
+             f"base={REPO}", f"same={REPO}"],
+            check=False, cwd=REPO, capture_output=True, text=True, timeout=600,
+        )
+    finally:
+        if (home / "pgdata" / "postmaster.pid").exists():
+            ensure_server(home).stop()
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    assert "full load of the dbmig target" in result.stderr and "full load of the plain target" in result.stderr
+    rows = _table_rows(result.stdout)
+    assert {"base", "same", "plain delta"} <= set(rows), result.stdout
+    assert rows["base"][4] == "1.000" and rows["base"][1], rows["base"]
+
+
+def test_ab_names_a_tree_that_is_not_a_checkout(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ab", "--home", str(tmp_path / "never-started"), f"base={REPO}",
+         f"other={tmp_path}"],
+        check=False, cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert f"other: {tmp_path} is not a checkout of dbmig" in result.stderr
+    assert not (tmp_path / "never-started").exists()
