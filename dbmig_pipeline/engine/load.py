@@ -93,6 +93,99 @@ def keys_held_in_target(cur, spec: EntitySpec, rows: pd.DataFrame, staged_ids: l
     return False
 
 
+#: What a key handed over within a batch holds until the upsert gives it its new value: a leading
+#: space, which no mapped value has (every text value is trimmed, MAPPING.md §3), and the row's id.
+_HANDOVER_PREFIX = " dbmig: handing over, legacy id "
+
+
+@dataclass(frozen=True)
+class MovedKeys:
+    """Target rows whose natural key was set aside for a batch (see `set_changing_keys_aside`)."""
+
+    key: str
+    legacy_ids: list[int]
+    values: list[str]
+
+
+def _text_keys(spec: EntitySpec) -> list[str]:
+    types = {c.name: c.sql_type for c in spec.target_columns}
+    return [key for key in spec.unique_keys if types[key] == "text"]
+
+
+def set_changing_keys_aside(cur, spec: EntitySpec, rows: pd.DataFrame) -> list[MovedKeys]:
+    """Give the target rows of staged `rows` whose natural key changes a placeholder key first.
+
+    A unique constraint is checked row by row within one INSERT … ON
+    CONFLICT: two orders that swap their numbers, or pass one along in the
+    wrong order, fail on a key that the batch itself frees. With the old
+    keys set aside, the upsert writes the new ones; `restore_keys` gives the
+    rows it did not write (stale or parked) their key back. Same
+    transaction: nobody ever sees a placeholder. Text keys only.
+    """
+    moved = []
+    for key in _text_keys(spec):
+        staged = rows[["legacy_id", key]].dropna()
+        if staged.empty:
+            continue
+        cur.execute(
+            sql.SQL(
+                """
+                UPDATE {target} t SET {col} = %(prefix)s || t.legacy_id
+                  FROM (SELECT t2.legacy_id, t2.{col} AS old
+                          FROM unnest(%(ids)s::bigint[], %(values)s::text[]) AS s(legacy_id, value)
+                          JOIN {target} t2 ON t2.legacy_id = s.legacy_id AND t2.{col} <> s.value) o
+                 WHERE t.legacy_id = o.legacy_id
+                RETURNING o.legacy_id, o.old
+                """
+            ).format(target=_target(spec), col=sql.Identifier(key)),
+            {"prefix": _HANDOVER_PREFIX, "ids": IdArray(staged["legacy_id"]), "values": [str(v) for v in staged[key]]},
+        )
+        found = cur.fetchall()
+        if found:
+            moved.append(MovedKeys(key, [i for i, _ in found], [v for _, v in found]))
+    return moved
+
+
+def restore_keys(cur, spec: EntitySpec, moved: list[MovedKeys]) -> None:
+    """Rows whose key `set_changing_keys_aside` set aside and the upsert did not write get it back
+    (UniqueViolation when a row of the batch took it meanwhile: a real collision)."""
+    for m in moved:
+        cur.execute(
+            sql.SQL(
+                """
+                UPDATE {target} t SET {col} = u.old
+                  FROM unnest(%(ids)s::bigint[], %(values)s::text[]) AS u(legacy_id, old)
+                 WHERE t.legacy_id = u.legacy_id AND t.{col} = %(prefix)s || u.legacy_id
+                """
+            ).format(target=_target(spec), col=sql.Identifier(m.key)),
+            {"prefix": _HANDOVER_PREFIX, "ids": IdArray(m.legacy_ids), "values": m.values},
+        )
+
+
+def keys_held_by_others(cur, spec: EntitySpec, rows: pd.DataFrame) -> list[Collision]:
+    """Natural keys of staged `rows` that other legacy rows hold in the target (in the batch or not)."""
+    found: list[Collision] = []
+    for key in spec.unique_keys:
+        sql_type = next(c.sql_type for c in spec.target_columns if c.name == key)
+        staged = rows[["legacy_id", key]].dropna()
+        if staged.empty:
+            continue
+        cur.execute(
+            sql.SQL(
+                """
+                SELECT s.value, array_agg(DISTINCT s.legacy_id ORDER BY s.legacy_id),
+                       array_agg(DISTINCT t.legacy_id ORDER BY t.legacy_id)
+                  FROM unnest(%(ids)s::bigint[], %(values)s::{type}[]) AS s(legacy_id, value)
+                  JOIN {target} t ON t.{col} = s.value AND t.legacy_id <> s.legacy_id
+                 GROUP BY s.value ORDER BY 1
+                """
+            ).format(type=type_sql(sql_type), target=_target(spec), col=sql.Identifier(key)),
+            {"ids": IdArray(staged["legacy_id"]), "values": [str(v) for v in staged[key]]},
+        )
+        found += [Collision(key, value, tuple(ids), tuple(tids)) for value, ids, tids in cur.fetchall()]
+    return found
+
+
 @dataclass(frozen=True)
 class ParkedRow:
     """A staged row left out for a missing parent, and the parent it waits for."""

@@ -38,8 +38,9 @@ from dbmig_pipeline.engine.extract import (
     position_after,
     safe_horizon,
 )
-from dbmig_pipeline.engine.load import (find_collisions, keys_held_in_target, missing_parents, soft_delete_rows,
-                                       target_is_empty, upsert)
+from dbmig_pipeline.engine.load import (find_collisions, keys_held_by_others, keys_held_in_target, missing_parents,
+                                        restore_keys, set_changing_keys_aside, soft_delete_rows,
+                                        target_is_empty, upsert)
 from dbmig_pipeline.engine.parked import ready_to_retry
 from dbmig_pipeline.engine.pass_lock import entity_pass_lock
 from dbmig_pipeline.engine.partitions import Partition, keys_of
@@ -650,12 +651,26 @@ class EntitySync:
                 return upsert(cur, spec, self.stage, self.specs_by_name, new_rows=True)
             except psycopg2.errors.UniqueViolation:
                 cur.execute("ROLLBACK TO SAVEPOINT upsert")
+        overwrite = reason in OVERWRITING_REASONS
         try:
-            return upsert(cur, spec, self.stage, self.specs_by_name, overwrite=reason in OVERWRITING_REASONS)
+            return upsert(cur, spec, self.stage, self.specs_by_name, overwrite=overwrite)
         except psycopg2.errors.UniqueViolation as exc:
-            violation = (exc.diag.message_detail or str(exc)).strip()
+            violation = (exc.diag.message_detail or str(exc)).strip().rstrip(".")
         cur.execute("ROLLBACK TO SAVEPOINT upsert")
         self._collisions(cur, changed, extra, allow_restage)
+        # No two rows of the batch share a key, and no row outside it holds one: the batch hands keys
+        # over among its own rows (a swap, or a chain written in the wrong order)
+        try:
+            moved = set_changing_keys_aside(cur, spec, rows)
+            written = upsert(cur, spec, self.stage, self.specs_by_name, overwrite=overwrite)
+            restore_keys(cur, spec, moved)
+            return written
+        except psycopg2.errors.UniqueViolation as exc:
+            violation = (exc.diag.message_detail or str(exc)).strip().rstrip(".")
+        cur.execute("ROLLBACK TO SAVEPOINT upsert")
+        held = keys_held_by_others(cur, spec, rows)
+        if held:
+            raise self._collision_error(held)
         raise IntegrityHalt(
             f"{spec.name}: a unique key of {spec.target_schema}.{spec.target_table} would be shared by two "
             f"legacy rows: {violation}. Fix the source row(s), then run again; the batch was not written.",

@@ -523,6 +523,49 @@ def test_a_number_handed_over_between_two_orders_is_loaded_with_the_order_that_g
     assert_target_matches_oracle(pair, ["orders"])
 
 
+@pytest.mark.parametrize("handover", ["swap", "chain"])
+def test_orders_that_hand_their_numbers_over_within_one_batch_are_loaded(pair, handover):
+    """A unique key is checked row by row inside the upsert: two orders that swap their numbers (in any
+    order one of them meets its new number still held), or pass one along with the taker written first
+    (same timestamp, lower id), stopped orders for good although the source never repeats a number."""
+    base_rows(pair, patients=3, orders=3)
+    pair.run_all(mode=FULL)
+    if handover == "swap":
+        # one source transaction (the legacy order_no is unique too), both rows with one timestamp
+        pair.src("UPDATE orders SET order_no = 'tmp', updated_at = now() WHERE id = 1;"
+                 " UPDATE orders SET order_no = 'o-1', updated_at = now() WHERE id = 2;"
+                 " UPDATE orders SET order_no = 'o-2', updated_at = now() WHERE id = 1")
+        want = {1: "O-2", 2: "O-1", 3: "O-3"}
+    else:  # order 1 takes o-2 while order 2 takes o-3 from order 3, which moves on to o-4
+        pair.src(" ".join(f"UPDATE orders SET order_no = 'o-{i + 1}', updated_at = now() WHERE id = {i};"
+                          for i in (3, 2, 1)))
+        want = {1: "O-2", 2: "O-3", 3: "O-4"}
+    synced = pair.run("orders", mode=DIFFERENTIAL, run_id="run-2")
+    assert (synced.written, synced.stale) == (len(want) if handover == "chain" else 2, 0)
+    assert dict(pair.dst("SELECT legacy_id, order_number FROM app.orders")) == want
+    assert open_errors(pair, "orders") == {}
+    assert_target_matches_oracle(pair, ["orders"])
+
+
+def test_a_number_given_up_only_by_an_older_version_stops_orders_naming_both_rows(pair):
+    """The handover is undone for a row the upsert does not write (its target version is newer): the
+    number it would have given up is still its own, so the batch is a real collision."""
+    base_rows(pair, patients=3, orders=3)
+    pair.run_all(mode=FULL)
+    # A newer version of order 2 (still o-2) is already in the target, written by an overlapping run.
+    pair.dst("UPDATE app.orders SET source_updated_at = '2100-01-01' WHERE legacy_id = 2")
+    pair.src("UPDATE orders SET order_no = 'o-9', updated_at = now() WHERE id = 2;"
+             " UPDATE orders SET order_no = 'o-2', updated_at = now() WHERE id = 1")
+    before = dict(pair.dst("SELECT legacy_id, order_number FROM app.orders"))
+
+    with pytest.raises(IntegrityHalt) as halt:
+        pair.run("orders", mode=DIFFERENTIAL, run_id="run-2")
+    assert "O-2" in str(halt.value) and "legacy ids 1, 2" in str(halt.value)
+    assert set(halt.value.legacy_ids) == {1, 2}
+    assert dict(pair.dst("SELECT legacy_id, order_number FROM app.orders")) == before  # nothing half-written
+    assert not pair.dst("SELECT 1 FROM app.orders WHERE order_number LIKE ' %'")
+
+
 def assert_failing_batch_not_written(pair, halted: int, batch_size: int = 7):
     """The batch after the last committed cursor, which holds the halting row, left nothing in the target."""
     cursor = pair.dst("SELECT cursor_updated_at, cursor_id FROM dbmig.migration_control WHERE entity = 'orders'"

@@ -394,6 +394,20 @@ def test_a_collision_found_by_reconcile_stops_the_entity_until_the_source_is_fix
     assert_target_matches_oracle(pair)
 
 
+def test_reconcile_repairs_two_orders_that_swapped_their_numbers_without_a_bump(pair):
+    seed(pair, orders=3, jaws=0)
+    pair.run_all(mode=FULL)
+    pair.src("UPDATE orders SET order_no = 'tmp' WHERE id = 1; UPDATE orders SET order_no = 'o-1' WHERE id = 2;"
+             " UPDATE orders SET order_no = 'o-2' WHERE id = 1")  # one transaction: the legacy order_no is unique
+
+    reconcile(pair, "orders")
+    assert dict(pair.dst("SELECT legacy_id, order_number FROM app.orders WHERE legacy_id IN (1, 2)")) == {
+        1: "O-2", 2: "O-1"}
+    assert open_errors(pair, "orders") == {}
+    assert baseline(pair, "orders").differences == 0
+    assert_target_matches_oracle(pair)
+
+
 # --- 9. idempotence --------------------------------------------------------------------
 
 def test_second_reconcile_right_after_finds_nothing_and_writes_nothing(pair):
