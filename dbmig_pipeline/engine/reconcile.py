@@ -81,30 +81,29 @@ def _reconcile_entity(source: Engine, dest: Engine, spec: EntitySpec, specs_by_n
             dst_conn.commit()
             raise DeleteGuardHalt(message)
         result = Reconciliation(baseline)
-        if not baseline.leaves:
-            return result
-        sync = EntitySync(source, dest, spec, specs_by_name, [], [], run, None)
-        try:
-            scratch = Baseline(spec.name)
-            for lo, hi in baseline.leaves:
-                with src_conn.cursor() as src_cur, dst_conn.cursor() as dst_cur:
-                    new, changed, deleted = compare_leaf(src_cur, dst_cur, spec, lo, hi, scratch)
-                src_conn.rollback()
-                dst_conn.rollback()
-                if new or changed:
-                    outcome = sync.reprocess_ids(sorted(new + changed), reason="reconcile_repair")
-                    result.repaired += len(outcome.written)
-                    result.parked += outcome.parked
-                    result.quarantined += outcome.quarantined
-                if deleted:
-                    result.soft_deleted += sync.soft_delete(deleted)
-        except IntegrityHalt as exc:
-            # Recorded as a pass records it: the named rows' integrity errors keep the entity stopped
-            # (every migrate retries them) until the source is fixed.
-            sync.record_failure(str(exc), exc.legacy_ids)
-            raise
-        finally:
-            sync.close()
+        if baseline.leaves:  # the audit row below is written either way: every operation leaves one (§5)
+            sync = EntitySync(source, dest, spec, specs_by_name, [], [], run, None)
+            try:
+                scratch = Baseline(spec.name)
+                for lo, hi in baseline.leaves:
+                    with src_conn.cursor() as src_cur, dst_conn.cursor() as dst_cur:
+                        new, changed, deleted = compare_leaf(src_cur, dst_cur, spec, lo, hi, scratch)
+                    src_conn.rollback()
+                    dst_conn.rollback()
+                    if new or changed:
+                        outcome = sync.reprocess_ids(sorted(new + changed), reason="reconcile_repair")
+                        result.repaired += len(outcome.written)
+                        result.parked += outcome.parked
+                        result.quarantined += outcome.quarantined
+                    if deleted:
+                        result.soft_deleted += sync.soft_delete(deleted)
+            except IntegrityHalt as exc:
+                # Recorded as a pass records it: the named rows' integrity errors keep the entity stopped
+                # (every migrate retries them) until the source is fixed.
+                sync.record_failure(str(exc), exc.legacy_ids)
+                raise
+            finally:
+                sync.close()
         with dst_conn.cursor() as cur:
             bk.audit(cur, "reconciled", entity=spec.name, run_id=run.run_id, operator=run.operator,
                      details=result.summary())

@@ -437,6 +437,11 @@ def test_second_reconcile_right_after_finds_nothing_and_writes_nothing(pair):
         assert b.unchanged == b.source_rows, entity
     # Not a single row re-written (synced_at, ledger recorded_at and errors included).
     assert snapshot(pair, skip=("dbmig.audit_log",)) == after_first
+    # ... but the operation is on record (MAPPING.md §5: the audit log records every operation).
+    audited = pair.dst("SELECT entity, (details->>'new')::int + (details->>'changed')::int"
+                       " + (details->>'deleted')::int FROM dbmig.audit_log"
+                       " WHERE operation = 'reconciled' AND run_id = 'rec-2'")
+    assert sorted(audited) == sorted((e, 0) for e in ENTITY_NAMES)
     assert second["patients"].baseline.quarantined == 1 and second["orders"].baseline.parked == 1
     assert open_errors(pair) == {("patients", 3): "business_rule", ("orders", 3): "missing_parent"}
     assert_target_matches_oracle(pair, ["offices", "doctors", "patients", "orders", "system_messages"])
