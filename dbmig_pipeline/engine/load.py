@@ -162,6 +162,23 @@ def restore_keys(cur, spec: EntitySpec, moved: list[MovedKeys]) -> None:
         )
 
 
+def release_keys(cur, spec: EntitySpec, legacy_ids: list[int]) -> None:
+    """The natural keys of these soft-deleted target rows given up: each gets the text
+    ` (released: legacy id N was deleted)` appended, lower case, which no mapped (upper-cased,
+    trimmed) value has; the row is kept (MAPPING.md §4), its old key still readable. A row that
+    comes back gets the key its source row then has. Text keys only."""
+    for key in _text_keys(spec):
+        cur.execute(
+            sql.SQL(
+                """
+                UPDATE {target} SET {col} = {col} || ' (released: legacy id ' || legacy_id || ' was deleted)'
+                 WHERE legacy_id = ANY(%(ids)s) AND deleted_at IS NOT NULL AND {col} NOT LIKE '%% (released: %%'
+                """
+            ).format(target=_target(spec), col=sql.Identifier(key)),
+            {"ids": IdArray(legacy_ids)},
+        )
+
+
 def keys_held_by_others(cur, spec: EntitySpec, rows: pd.DataFrame) -> list[Collision]:
     """Natural keys of staged `rows` that other legacy rows hold in the target (in the batch or not)."""
     found: list[Collision] = []

@@ -39,7 +39,7 @@ from dbmig_pipeline.engine.extract import (
     safe_horizon,
 )
 from dbmig_pipeline.engine.load import (find_collisions, keys_held_by_others, keys_held_in_target, missing_parents,
-                                        restore_keys, set_changing_keys_aside, soft_delete_rows,
+                                        release_keys, restore_keys, set_changing_keys_aside, soft_delete_rows,
                                         target_is_empty, upsert)
 from dbmig_pipeline.engine.parked import ready_to_retry
 from dbmig_pipeline.engine.pass_lock import entity_pass_lock
@@ -680,19 +680,39 @@ class EntitySync:
     def _collisions(self, cur, changed: pd.DataFrame, extra: pd.DataFrame, allow_restage: bool) -> None:
         """Stops the batch over the staged rows' natural-key collisions: restages it with the target
         rows that hold a key when those changed in the source too (they may have given it up),
-        otherwise halts the entity naming the ids. Returns only when it finds none."""
+        otherwise halts the entity naming the ids. Target rows whose source row is gone give their
+        key up (`_release`). Returns only when no collision is left."""
         spec = self.spec
         collisions = find_collisions(cur, spec, self.stage)
         if not collisions:
             return
         pull = sorted({t for c in collisions for t in c.target_ids} - set(int(i) for i in changed["id"]))
-        if pull and allow_restage:
+        if pull:
             with self.src.cursor() as scur:
                 pulled = fetch_by_ids(scur, spec, pull)
             self.src.commit()
-            if len(pulled):
+            gone = sorted(set(pull) - {int(i) for i in pulled["id"]})
+            if gone:
+                self._release(cur, gone)
+            if len(pulled) and allow_restage:
                 raise _Restage(pd.concat([extra, pulled], ignore_index=True))
+            if gone and all(c.target_ids and set(c.target_ids) <= set(gone) for c in collisions):
+                return
         raise self._collision_error(collisions)
+
+    def _release(self, cur, gone: list[int]) -> None:
+        """Target rows whose source row was deleted, holding a key a live row now has: soft-deleted
+        (if reconcile has not done it yet; their source rows are gone, checked by id) and their keys
+        released (engine/load.py `release_keys`), in the batch's transaction. A deleted order's number
+        reused by a new order stopped orders for good: no fix in the source could clear it."""
+        soft_delete_rows(cur, self.spec, gone)
+        bk.mark_ledger_deleted(cur, self.spec.name, gone)
+        bk.resolve_errors(cur, self.spec.name, gone)
+        release_keys(cur, self.spec, gone)
+        bk.audit(cur, "keys_released", level="detail", entity=self.spec.name, run_id=self.run.run_id,
+                 operator=self.run.operator,
+                 details={"rows": len(gone), "legacy_ids": gone[:100],
+                          "why": "gone from the source; their natural keys are wanted by live rows"})
 
     def _ledger_rows(self, changed: pd.DataFrame, parked, rejects: pd.DataFrame) -> pd.DataFrame:
         """Ledger rows of the batch's rows that were not loaded (the upsert records the loaded ones)."""

@@ -408,6 +408,42 @@ def test_reconcile_repairs_two_orders_that_swapped_their_numbers_without_a_bump(
     assert_target_matches_oracle(pair)
 
 
+@pytest.mark.parametrize("reconciled_first", [True, False], ids=["soft-deleted", "delete-not-yet-seen"])
+def test_a_deleted_orders_number_reused_by_a_new_order_is_released_to_it(pair, reconciled_first):
+    """The target keeps a deleted order (soft delete) and order_number is UNIQUE: a new order that reuses
+    the number stopped orders for good, since no fix in the source could clear it. The deleted row now
+    gives its number up, kept readable; a live order keeps its collisions."""
+    seed(pair, orders=12, jaws=0)
+    pair.run_all(mode=FULL)
+    pair.src("DELETE FROM orders WHERE id = 2")
+    if reconciled_first:
+        assert reconcile(pair, "orders").soft_deleted == 1
+    new = insert(pair, "orders", [{"created_at": OLD, "updated_at": datetime.now(UTC), "patient_id": 3,
+                                   "order_no": " O-2 ", "status": "draft", "price": "1.00"}])[0]
+
+    differential(pair, "orders", "run-2")
+    rows = {i: (number, deleted) for i, number, deleted in pair.dst(
+        "SELECT legacy_id, order_number, deleted_at IS NOT NULL FROM app.orders WHERE legacy_id IN (2, :n)", n=new)}
+    assert rows[new] == ("O-2", False)
+    assert rows[2] == ("O-2 (released: legacy id 2 was deleted)", True)  # kept, soft-deleted, number given up
+    assert ledger(pair, "orders")[2] == "deleted"
+    assert open_errors(pair, "orders") == {}
+    assert pair.dst("SELECT details->'legacy_ids' FROM dbmig.audit_log WHERE operation = 'keys_released'") == [([2],)]
+    assert baseline(pair, "orders").differences == 0
+
+    # The deleted order comes back with another number: revived with it.
+    insert(pair, "orders", [{"id": 2, "created_at": OLD, "updated_at": datetime.now(UTC), "patient_id": 2,
+                             "order_no": "o-2-again", "status": "draft", "price": "1.00"}])
+    differential(pair, "orders", "run-3")
+    assert pair.dst("SELECT order_number, deleted_at FROM app.orders WHERE legacy_id = 2") == [("O-2-AGAIN", None)]
+    # A live order's number is still a collision: order 3 has o-3.
+    insert(pair, "orders", [{"created_at": OLD, "updated_at": datetime.now(UTC), "patient_id": 3,
+                             "order_no": "O-3 ", "status": "draft", "price": "1.00"}])
+    with pytest.raises(IntegrityHalt, match="legacy ids 3, "):
+        differential(pair, "orders", "run-4")
+    assert pair.dst("SELECT order_number, deleted_at FROM app.orders WHERE legacy_id = 3") == [("O-3", None)]
+
+
 # --- 9. idempotence --------------------------------------------------------------------
 
 def test_second_reconcile_right_after_finds_nothing_and_writes_nothing(pair):
