@@ -8,19 +8,48 @@ keys, the rest unchanged). Documents that may hold such a number are read
 with their non-integers as Decimal (and integers beyond 64 bits too) and
 written back with each number's own text; every other document keeps
 orjson's fast path, which is exact for it.
+
+A document nested deeper than `MAX_DEPTH` (PostgreSQL takes thousands of
+levels; Python's parser and encoder recurse per level against the
+interpreter's limit of 1,000 frames) is not read into Python objects at
+all: it stays the source's text (`Unparsed`), written back as it is.
 """
 from __future__ import annotations
 
 import json
 import re
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
+from itertools import accumulate
 
 import orjson
 
 #: 16 or more digits (and points) in a row, or a three-digit exponent: a number a double may not hold exactly
 _MAYBE_INEXACT = re.compile(r"[0-9][0-9.]{15}|[eE][+-]?[0-9]{3}")
 _INT64_MIN, _INT64_END = -2 ** 63, 2 ** 63
+
+
+#: Deepest nesting read into Python objects: json's C parser and encoder recurse once per level, and
+#: the thread that calls them has frames of its own below the interpreter's limit (1,000)
+MAX_DEPTH = 500
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+@dataclass(frozen=True)
+class Unparsed:
+    """A document nested deeper than MAX_DEPTH: the source's own text (PostgreSQL wrote it, so it is
+    JSON), which `dumps` writes back unchanged. Its keys cannot be read."""
+
+    text: str
+    depth: int
+
+
+def depth(text: str) -> int:
+    """How deep the arrays and objects of a JSON text nest (brackets within strings do not count)."""
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    return max(accumulate(1 if b in "[{" else -1 for b in brackets), default=0)
 
 
 def _integer(text: str) -> int | Decimal:
@@ -31,11 +60,19 @@ def _integer(text: str) -> int | Decimal:
 
 
 def _exactly(text: str):
-    return json.loads(text, parse_float=Decimal, parse_int=_integer)
+    try:
+        return json.loads(text, parse_float=Decimal, parse_int=_integer)
+    except RecursionError:  # a caller already deep in its own frames
+        return Unparsed(text, depth(text))
 
 
 def loads(text: str):
-    """One JSON document; Decimal for every number a float or a 64-bit integer would change."""
+    """One JSON document; Decimal for every number a float or a 64-bit integer would change; `Unparsed`
+    for one nested deeper than MAX_DEPTH."""
+    if text.count("[") + text.count("{") > MAX_DEPTH:  # (nests no deeper than it has brackets)
+        nesting = depth(text)
+        if nesting > MAX_DEPTH:
+            return Unparsed(text, nesting)
     if _MAYBE_INEXACT.search(text):
         return _exactly(text)
     try:
@@ -61,7 +98,9 @@ def _stdlib(value, separators: tuple[str, str]) -> str:
 
 
 def dumps(value) -> str:
-    """JSON text of a document (Decimals as their own text), compact."""
+    """JSON text of a document (Decimals as their own text), compact; an `Unparsed` one as it came."""
+    if isinstance(value, Unparsed):
+        return value.text
     try:
         return orjson.dumps(value, default=_number_text).decode()
     except TypeError:  # integers beyond 64 bits, keys that are not strings, nesting orjson refuses: slower

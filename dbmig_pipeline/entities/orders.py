@@ -74,6 +74,14 @@ def transform(batch: pd.DataFrame) -> TransformResult:
         aligner_count < 0, BUSINESS_RULE,
         lambda caught: "aligner_count " + aligner_count[caught].astype(str) + " is negative",
     )
+    unreadable = batch["details"].map(lambda d: isinstance(d, json_exact.Unparsed)).astype(bool)
+    verdicts.reject(
+        unreadable,
+        DATA_QUALITY,
+        lambda caught: "details nests " + batch["details"][caught].map(lambda d: f"{d.depth:,}")
+        + f" levels deep, deeper than dbmig reads ({json_exact.MAX_DEPTH}): arches and rush cannot be taken"
+        " out of it; flatten it in the source",
+    )
     arches_text = batch["details"].map(_arches_text)
     arches = common.trimmed(arches_text)
     verdicts.reject(

@@ -743,6 +743,30 @@ def test_json_that_json_itself_can_write_is_written(pair, document):
                     c='{"x": %s}' % document, i=message) == [(True,)]
 
 
+@pytest.mark.parametrize("row_path", [False, True], ids=["copy", "rows"])
+def test_json_nested_deeper_than_python_reads_stops_only_its_own_row(pair, row_path, monkeypatch):
+    """A valid jsonb nested 1,000 levels deep raised RecursionError and failed the entity at every run.
+    A context is copied as the source's text; an order's details, whose arches and rush must be taken
+    out, is quarantined (data_quality) and the rows around it load."""
+    if row_path:  # the psycopg2 reader (values Arrow cannot parse exactly take it)
+        monkeypatch.setattr("dbmig_pipeline.engine.copy_read.column_types", lambda *a, **k: None)
+    deep = '{"k": ' + "[" * 1000 + "1" + "]" * 1000 + "}"
+    base_rows(pair, patients=3, orders=3)
+    pair.src("UPDATE orders SET details = CAST(:d AS jsonb) WHERE id = 2", d=deep)
+    messages = insert(pair, "system_messages", [
+        {"created_at": OLD, "updated_at": OLD, "severity": "info", "code": "D", "body": "b", "context": c}
+        for c in ('{"a": 1}', deep)])
+    results = pair.run_all(mode=FULL)
+    assert all(isinstance(r, SyncStats) for r in results.values()), results
+
+    assert target_ids(pair, "orders") == {1, 3}
+    error = error_row(pair, "orders", 2, "data_quality")
+    assert "details nests 1,001 levels deep" in error["detail"] and "flatten it" in error["detail"]
+    assert target_ids(pair, "system_messages") == set(messages)
+    assert pair.dst("SELECT context = CAST(:c AS jsonb) FROM app.system_messages WHERE legacy_id = :i",
+                    c=deep, i=messages[1]) == [(True,)]
+
+
 # --- memory -------------------------------------------------------------------------
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the mmap threshold is glibc's")

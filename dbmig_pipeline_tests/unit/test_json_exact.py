@@ -49,3 +49,26 @@ def test_text_prints_a_value_as_postgresql_s_arrow_operator_does():
     """`details->>'arches'` of a non-string: PostgreSQL's spacing, numbers as written (a quarantine detail)."""
     assert json_exact.text([Decimal("1.50"), 2, {"a": Decimal("0.1")}]) == '[1.50, 2, {"a": 0.1}]'
     assert json_exact.text({"deep": [[[Decimal("1E+400")]]]}) == '{"deep": [[[1E+400]]]}'
+
+
+def test_a_document_nested_deeper_than_python_reads_is_kept_as_its_text():
+    deep = '{"k": ' + "[" * 1000 + "1" + "]" * 1000 + "}"
+    value = json_exact.loads(deep)
+    assert value == json_exact.Unparsed(deep, 1001)
+    assert json_exact.dumps(value) == deep
+
+
+@pytest.mark.parametrize("document", [
+    '{"x": ' + "[" * 300 + "]" * 300 + "}",  # deeper than orjson writes, read by json
+    "[" + ", ".join(['{"a": [1]}'] * 600) + "]",  # many brackets, shallow
+    '{"s": "' + "[" * 900 + '"}',  # brackets inside a string do not nest
+])
+def test_documents_within_the_depth_python_reads_are_parsed(document):
+    value = json_exact.loads(document)
+    assert not isinstance(value, json_exact.Unparsed)
+    assert json.loads(json_exact.dumps(value)) == json.loads(document)
+
+
+def test_depth_counts_brackets_outside_strings_only():
+    assert json_exact.depth('{"a": "[[[{\\"", "b": [1]}') == 2
+    assert (json_exact.depth("1"), json_exact.depth("[]"), json_exact.depth("[[], [[]]]")) == (0, 1, 3)
