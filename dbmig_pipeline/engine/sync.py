@@ -111,6 +111,10 @@ class _BatchOutcome:
     parked: int = 0
     quarantined: int = 0
     stale: int = 0
+    #: the ids behind three of the counts: a batch's counters go to the partitions of its rows
+    unchanged_ids: np.ndarray | list[int] = field(default_factory=list)
+    parked_ids: list[int] = field(default_factory=list)
+    quarantined_ids: list[int] = field(default_factory=list)
 
 @dataclass
 class _Prepared:
@@ -127,6 +131,8 @@ class _Prepared:
     #: ledger look-up found: a row read twice in a pass may be looked up (read ahead) before the batch
     #: that wrote its first version commits.
     first_reads: frozenset[int] = frozenset()
+    #: ids whose hash the ledger holds already (not written)
+    unchanged_ids: np.ndarray | tuple = ()
 
     def slim(self, sync: "EntitySync") -> "_Prepared":
         """Only what the write needs once the CSV is made: a batch waiting for or in a writer must
@@ -546,6 +552,7 @@ class EntitySync:
         spec = self.spec
         extra_ids = {int(i) for i in extra["id"]}
         first_reads: frozenset[int] = frozenset()
+        unchanged_ids: np.ndarray | tuple = ()
         if force:
             changed = frame
         else:
@@ -554,8 +561,9 @@ class EntitySync:
             # rows pulled in to settle a key collision were migrated before: never first reads
             first_reads = frozenset(int(i) for i in ids[first]) - extra_ids
             recorded = bk.recorded_hashes(cur, spec.name, list(ids[~first]))
-            same = frame["id"].map(recorded).astype(object) == frame[HASH_COLUMN].astype(str)
-            changed = frame[~same.to_numpy(dtype=bool)]
+            same = (frame["id"].map(recorded).astype(object) == frame[HASH_COLUMN].astype(str)).to_numpy(dtype=bool)
+            changed = frame[~same]
+            unchanged_ids = ids[same].astype("int64")
         unchanged = len(frame) - len(changed)
         if len(extra):
             changed = pd.concat([extra, changed[~changed["id"].isin(extra["id"])]], ignore_index=True)
@@ -564,7 +572,8 @@ class EntitySync:
             result = mask_result(result, spec, self.run.mask_key)
         hashes = pd.Series(changed[HASH_COLUMN].to_numpy(), index=changed["id"].to_numpy(dtype="int64"))
         staged = result.rows.assign(**{STAGE_HASH_COLUMN.name: result.rows["legacy_id"].map(hashes)})
-        return _Prepared(changed, result, unchanged, encode_csv(staged, staging_columns(spec)), first_reads)
+        return _Prepared(changed, result, unchanged, encode_csv(staged, staging_columns(spec)), first_reads,
+                         unchanged_ids)
 
     def _load_batch(self, frame: pd.DataFrame, extra: pd.DataFrame, *, checkpoint, force: bool,
                     resolve_gone: list[int] | None, allow_restage: bool, fate: CommitFate, reason: str = "",
@@ -598,6 +607,9 @@ class EntitySync:
             outcome.written = written
             outcome.parked = len(parked)
             outcome.quarantined = len(result.rejects)
+            outcome.unchanged_ids = prepared.unchanged_ids
+            outcome.parked_ids = [p.legacy_id for p in parked]
+            outcome.quarantined_ids = [int(i) for i in result.rejects["legacy_id"]]
             outcome.stale = len(left_out) - len(parked)
 
             errors = result.rejects[["legacy_id", "category", "detail"]]
@@ -743,11 +755,20 @@ class EntitySync:
             if ts is not None and ts > horizon:
                 cursor = Position(horizon, 0)
             progress[key] = bk.PartitionProgress(cursor=cursor, read=int(counts[key]))
-        p = progress[lasts["_key"].max()]
-        p.written += len(outcome.written)
-        p.unchanged += outcome.unchanged
-        p.parked += outcome.parked
-        p.quarantined += outcome.quarantined
+        # each row counts in its own partition; rows pulled in from elsewhere (a key collision) in the last
+        last = lasts["_key"].max()
+        counted = (("written", outcome.written), ("unchanged", outcome.unchanged_ids),
+                   ("parked", outcome.parked_ids), ("quarantined", outcome.quarantined_ids))
+        if len(progress) == 1:
+            for counter, ids in counted:
+                setattr(progress[last], counter, len(ids))
+            return progress
+        partition_of = pd.Series(keys.to_numpy(), index=frame["id"].to_numpy(dtype="int64"))
+        for counter, ids in counted:
+            if not len(ids):
+                continue
+            for key, n in partition_of.reindex(pd.Index(ids, dtype="int64")).fillna(last).value_counts().items():
+                setattr(progress[key], counter, getattr(progress[key], counter) + int(n))
         return progress
 
     def _commit_batch(self, cur, checkpoint: _Checkpoint, progress: dict[str, bk.PartitionProgress],

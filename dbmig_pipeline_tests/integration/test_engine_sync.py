@@ -168,6 +168,24 @@ def test_rows_changed_while_the_first_load_runs_end_with_the_errors_and_warnings
     assert (clean, "email") in want.warned and not {(warned, c) for c in contact} & want.warned
 
 
+def test_each_partition_counts_the_rows_of_its_own_days(pair):
+    """MAPPING.md §5: rows_written per entity and partition. A batch spanning two days credited all it
+    wrote, left unchanged, parked or quarantined to its last day."""
+    day1, day2 = datetime(2020, 1, 2, 9, tzinfo=UTC), datetime(2020, 1, 3, 9, tzinfo=UTC)
+    insert(pair, "offices", [
+        {"created_at": OLD, "updated_at": day1, "name": "A", "is_active": True},
+        {"created_at": OLD, "updated_at": day1.replace(minute=1), "name": " ", "is_active": True},  # quarantined
+        {"created_at": OLD, "updated_at": day1.replace(minute=2), "name": "C", "is_active": True},
+        {"created_at": OLD, "updated_at": day2, "name": "D", "is_active": True}])
+    pair.run("offices", batch_size=4)  # one batch, two days
+    counters = """SELECT partition_key, rows_read, rows_written, rows_unchanged, rows_quarantined
+                    FROM dbmig.migration_control WHERE entity = 'offices' AND rows_read > 0 ORDER BY 1"""
+    assert pair.dst(counters) == [("2020-01-02", 3, 2, 0, 1), ("2020-01-03", 1, 1, 0, 0)]
+
+    pair.run("offices", batch_size=4, run_id="run-2")  # a full re-run: the same rows, unchanged now
+    assert pair.dst(counters) == [("2020-01-02", 6, 2, 3, 1), ("2020-01-03", 2, 1, 1, 0)]  # the quarantined row too
+
+
 def test_progress_counts_up_to_the_rows_of_the_pass_whose_total_is_counted_alongside(pair):
     seed_legacy(pair.source_url, scale=SCALE)
     for parent in ("offices", "doctors"):
