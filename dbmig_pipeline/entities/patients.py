@@ -25,7 +25,7 @@ def date_of_birth(batch: pd.DataFrame, verdicts: common.Verdicts) -> pd.Series:
     created_on = pd.to_datetime(batch["created_at"], utc=True).dt.tz_localize(None).dt.normalize()
     after_creation = pd.to_datetime(births) > created_on
     verdicts.warn(
-        after_creation,
+        after_creation & ~sentinel,  # the sentinel's rule comes first (MAPPING.md §3): NULL, no warning
         "date_of_birth",
         lambda caught: "birth_date " + births[caught].astype(str) + " is after the row's creation date "
         + created_on[caught].dt.strftime("%Y-%m-%d") + " (UTC); stored as NULL",

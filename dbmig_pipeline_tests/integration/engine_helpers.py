@@ -163,7 +163,8 @@ _ORACLE = {
                         WHEN status NOT IN (0, 1, 2, 3, 9) THEN 'business_rule' END AS reject,
                doctor_id AS parent,
                {contact_warnings}
-               || CASE WHEN birth_date > (created_at AT TIME ZONE 'UTC')::date THEN ARRAY['date_of_birth'] ELSE '{{}}' END
+               || CASE WHEN birth_date <> date '1900-01-01' AND birth_date > (created_at AT TIME ZONE 'UTC')::date
+                       THEN ARRAY['date_of_birth'] ELSE '{{}}' END
                AS warned,
                created_at, updated_at AS source_updated_at,
                t(first_name) AS given_name, t(last_name) AS family_name,

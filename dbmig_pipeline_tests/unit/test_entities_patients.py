@@ -61,6 +61,14 @@ def test_unknown_birth_date_sentinel_is_null_without_warning():
     assert result.warnings.empty
 
 
+def test_unknown_birth_date_sentinel_is_null_without_warning_even_after_the_row_was_created():
+    """Both rules of date_of_birth hold for a row created in 1899: the first one listed wins."""
+    result = SPEC.transform(batch({"birth_date": dt.date(1900, 1, 1),
+                                   "created_at": dt.datetime(1899, 6, 1, tzinfo=dt.timezone.utc)}))
+    assert result.rows.iloc[0]["date_of_birth"] is None
+    assert result.warnings.empty
+
+
 def test_missing_birth_date_stays_null():
     result = SPEC.transform(batch({"birth_date": None}))
     assert result.rows.iloc[0]["date_of_birth"] is None
