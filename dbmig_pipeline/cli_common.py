@@ -38,6 +38,16 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
+def _stale_note(stale: int) -> str:
+    """Rows the no-regression guard kept out: the target holds a version with a later `updated_at`
+    (written by an overlapping run, or a source timestamp that went backwards, e.g. a row once dated in
+    the future): reconcile writes the source's current version."""
+    if not stale:
+        return ""
+    return (f"  ({stale:,} not written: the target holds a version with a later updated_at; "
+            "`dbmig reconcile` takes the source's)")
+
+
 def print_outcome(outcome) -> None:
     click.echo(f"run {outcome.run_id} (partitions {outcome.keys[0]} … {outcome.keys[-1]})")
     for entity in outcome.entities:
@@ -47,6 +57,7 @@ def print_outcome(outcome) -> None:
                 f"  {entity.entity:<16} ok      read {m.get('rows_read', 0):>9,}  written {m.get('rows_written', 0):>9,}  "
                 f"unchanged {m.get('rows_unchanged', 0):>9,}  parked {m.get('rows_parked', 0):>6,}  "
                 f"quarantined {m.get('rows_quarantined', 0):>6,}  {m.get('rows_per_second', 0):>9,.0f} rows/s"
+                + _stale_note(m.get("rows_stale_skipped", 0))
             )
         else:
             click.echo(f"  {entity.entity:<16} FAILED  {entity.error}")

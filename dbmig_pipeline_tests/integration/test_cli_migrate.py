@@ -134,3 +134,30 @@ def test_dagster_cli_materializes_one_partition_with_dbmig_env(tmp_path, make_da
     offices = _scalar(env["DBMIG_DEST_URL"], "SELECT count(*) FROM app.offices")
     assert offices > 0
     assert _scalar(env["DAGSTER_PG_URL"], "SELECT count(*) FROM runs WHERE status = 'SUCCESS'") == 1
+
+
+def test_a_version_the_guard_keeps_out_is_shown_and_reconcile_takes_the_source(tmp_path, make_database):
+    """A row once dated in the future, then changed with a sane timestamp: the no-regression guard keeps
+    the target's later-dated version. The run says so (it was silent) and reconcile writes the source's."""
+    env = _env(tmp_path, make_database)
+    assert run_dbmig("migrate", env=env, timeout=300).returncode == 0
+    source = sa.create_engine(env["DBMIG_SOURCE_URL"])
+    try:
+        with source.begin() as conn:
+            conn.execute(sa.text("UPDATE public.offices SET name = 'Future', updated_at = '2100-01-01' WHERE id = 1"))
+        assert run_dbmig("migrate", env=env, timeout=300).returncode == 0
+        with source.begin() as conn:
+            conn.execute(sa.text("UPDATE public.offices SET name = 'Now', updated_at = now() WHERE id = 1"))
+    finally:
+        source.dispose()
+
+    kept_out = run_dbmig("migrate", env=env, timeout=300)
+    assert kept_out.returncode == 0, kept_out.stderr
+    offices = next(line for line in kept_out.stdout.splitlines() if line.strip().startswith("offices"))
+    assert "(1 not written: the target holds a version with a later updated_at; `dbmig reconcile`" in offices
+    display = "SELECT display_name FROM app.offices WHERE legacy_id = 1"
+    assert _scalar(env["DBMIG_DEST_URL"], display) == "Future"
+
+    reconciled = run_dbmig("reconcile", "--entity", "offices", env=env, timeout=300)
+    assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
+    assert _scalar(env["DBMIG_DEST_URL"], display) == "Now"
