@@ -120,7 +120,10 @@ def set_changing_keys_aside(cur, spec: EntitySpec, rows: pd.DataFrame) -> list[M
     wrong order, fail on a key that the batch itself frees. With the old
     keys set aside, the upsert writes the new ones; `restore_keys` gives the
     rows it did not write (stale or parked) their key back. Same
-    transaction: nobody ever sees a placeholder. Text keys only.
+    transaction: nobody ever sees a placeholder. The old keys are read under
+    the rows' locks (FOR UPDATE): a writer of another batch that changed
+    one meanwhile has committed by then, and its key is the one kept. Text
+    keys only.
     """
     moved = []
     for key in _text_keys(spec):
@@ -130,10 +133,12 @@ def set_changing_keys_aside(cur, spec: EntitySpec, rows: pd.DataFrame) -> list[M
         cur.execute(
             sql.SQL(
                 """
+                WITH o AS (SELECT t2.legacy_id, t2.{col} AS old
+                             FROM unnest(%(ids)s::bigint[], %(values)s::text[]) AS s(legacy_id, value)
+                             JOIN {target} t2 ON t2.legacy_id = s.legacy_id AND t2.{col} <> s.value
+                              FOR UPDATE OF t2)
                 UPDATE {target} t SET {col} = %(prefix)s || t.legacy_id
-                  FROM (SELECT t2.legacy_id, t2.{col} AS old
-                          FROM unnest(%(ids)s::bigint[], %(values)s::text[]) AS s(legacy_id, value)
-                          JOIN {target} t2 ON t2.legacy_id = s.legacy_id AND t2.{col} <> s.value) o
+                  FROM o
                  WHERE t.legacy_id = o.legacy_id
                 RETURNING o.legacy_id, o.old
                 """

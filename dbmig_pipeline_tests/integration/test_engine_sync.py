@@ -19,6 +19,7 @@ from dbmig_pipeline.engine.errors import IntegrityHalt
 from dbmig_pipeline.engine.parked import ready_to_retry
 from dbmig_pipeline.engine.extract import Window, fetch_batch, position_after
 from dbmig_pipeline.engine.partitions import partitions_for
+from dbmig_pipeline.engine import sync as sync_module
 from dbmig_pipeline.engine.sync import DIFFERENTIAL, FULL, RunInfo, SyncStats, sync_entity
 from dbmig_pipeline.entities import ENTITIES, ENTITY_NAMES, get_entity
 from dbmig_pipeline_tests.integration.engine_helpers import (
@@ -563,6 +564,36 @@ def test_orders_that_hand_their_numbers_over_within_one_batch_are_loaded(pair, h
     assert dict(pair.dst("SELECT legacy_id, order_number FROM app.orders")) == want
     assert open_errors(pair, "orders") == {}
     assert_target_matches_oracle(pair, ["orders"])
+
+
+def test_a_key_set_aside_is_read_after_a_concurrent_writer_of_the_row_commits(pair, monkeypatch):
+    """Two writers of one pass: batch A holds an older version of order 1 (o-9) among a swap, batch B its
+    newer one (o-7), committed while A sets keys aside. A keeps B's version (stale) and must give order 1
+    back B's number, not the one it had before either batch."""
+    base_rows(pair, patients=3, orders=3)
+    pair.run_all(mode=FULL)
+    pair.src("UPDATE orders SET order_no = 'o-9', updated_at = now() WHERE id = 1;"
+             " UPDATE orders SET order_no = 'tmp' WHERE id = 2;"
+             " UPDATE orders SET order_no = 'o-2', updated_at = now() WHERE id = 3;"
+             " UPDATE orders SET order_no = 'o-3', updated_at = now() WHERE id = 2")
+    set_aside = sync_module.set_changing_keys_aside
+    writer_b = pair.dest.raw_connection()
+
+    def while_batch_b_writes(cur, spec, rows):
+        pair.src("UPDATE orders SET order_no = 'o-7', updated_at = now() + interval '1 hour' WHERE id = 1")
+        with writer_b.cursor() as b:
+            b.execute("UPDATE app.orders SET order_number = 'O-7', source_updated_at = now() + interval '1 hour'"
+                      " WHERE legacy_id = 1")
+        threading.Timer(1.0, writer_b.commit).start()  # while A waits for the row
+        return set_aside(cur, spec, rows)
+
+    monkeypatch.setattr(sync_module, "set_changing_keys_aside", while_batch_b_writes)
+    try:
+        stats = pair.run("orders", mode=DIFFERENTIAL, run_id="run-2")
+    finally:
+        writer_b.close()
+    assert stats.stale == 1
+    assert dict(pair.dst("SELECT legacy_id, order_number FROM app.orders")) == {1: "O-7", 2: "O-3", 3: "O-2"}
 
 
 def test_a_number_given_up_only_by_an_older_version_stops_orders_naming_both_rows(pair):
