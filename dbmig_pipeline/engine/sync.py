@@ -763,12 +763,17 @@ class EntitySync:
             for counter, ids in counted:
                 setattr(progress[last], counter, len(ids))
             return progress
-        partition_of = pd.Series(keys.to_numpy(), index=frame["id"].to_numpy(dtype="int64"))
+        frame_ids = frame["id"].to_numpy(dtype="int64")
+        codes, names = pd.factorize(keys)
         for counter, ids in counted:
             if not len(ids):
                 continue
-            for key, n in partition_of.reindex(pd.Index(ids, dtype="int64")).fillna(last).value_counts().items():
-                setattr(progress[key], counter, getattr(progress[key], counter) + int(n))
+            ids = np.asarray(ids, dtype="int64")
+            in_batch = np.isin(frame_ids, ids)  # (ids are unique within a batch, as in its frame)
+            per_key = dict(zip(names, np.bincount(codes[in_batch], minlength=len(names)).tolist()))
+            per_key[last] += len(ids) - int(in_batch.sum())
+            for key, n in per_key.items():
+                setattr(progress[key], counter, getattr(progress[key], counter) + n)
         return progress
 
     def _commit_batch(self, cur, checkpoint: _Checkpoint, progress: dict[str, bk.PartitionProgress],
