@@ -169,6 +169,36 @@ def test_rows_changed_while_the_first_load_runs_end_with_the_errors_and_warnings
     assert (clean, "email") in want.warned and not {(warned, c) for c in contact} & want.warned
 
 
+def test_rows_dated_in_the_future_are_read_by_every_pass_and_stay_unchanged(pair):
+    """Rows dated in the future lie after every saved cursor (it stops at the source's horizon), so every
+    pass reads them again: a loaded, a quarantined and a parked one stay unchanged by their hashes (not
+    rewritten, not counted or recorded again); a changed row beside them is written."""
+    future = datetime(2100, 1, 1, tzinfo=UTC)
+    insert(pair, "offices", [{"created_at": OLD, "updated_at": future, "name": n, "is_active": True}
+                             for n in ("A", " ", "C")])  # office 2 quarantined (blank name)
+    insert(pair, "doctors", [{"created_at": OLD, "updated_at": future, "office_id": o, "first_name": "D",
+                              "last_name": f"Doc {o}", "specialty": "GP", "is_active": True} for o in (1, 2, 3)])
+    for entity in ("offices", "doctors"):
+        pair.run(entity)
+    assert open_errors(pair) == {("offices", 2): "data_quality", ("doctors", 2): "missing_parent"}
+    written_at = pair.dst("SELECT legacy_id, synced_at FROM app.offices ORDER BY 1")
+    recorded_at = pair.dst("SELECT entity, legacy_id, recorded_at FROM dbmig.row_ledger ORDER BY 1, 2")
+
+    pair.src("UPDATE doctors SET last_name = 'Changed', updated_at = :t WHERE id = 3", t=future.replace(day=2))
+    offices = pair.run("offices", mode=DIFFERENTIAL, run_id="run-2")
+    doctors = pair.run("doctors", mode=DIFFERENTIAL, run_id="run-2")
+
+    assert (offices.read, offices.written, offices.unchanged, offices.quarantined) == (3, 0, 3, 0)
+    assert (doctors.read, doctors.written, doctors.unchanged, doctors.parked) == (3, 1, 2, 0)
+    assert pair.dst("SELECT legacy_id, synced_at FROM app.offices ORDER BY 1") == written_at
+    ledger_after = pair.dst("SELECT entity, legacy_id, recorded_at FROM dbmig.row_ledger ORDER BY 1, 2")
+    assert [r for r in ledger_after if (r[0], r[1]) != ("doctors", 3)] == [
+        r for r in recorded_at if (r[0], r[1]) != ("doctors", 3)]
+    assert error_row(pair, "offices", 2, "data_quality")["attempts"] == 1
+    assert error_row(pair, "doctors", 2, "missing_parent")["attempts"] == 1
+    assert target_rows(pair.dest, "doctors")[3]["family_name"] == "Changed"
+
+
 def test_each_partition_counts_the_rows_of_its_own_days(pair):
     """MAPPING.md §5: rows_written per entity and partition. A batch spanning two days credited all it
     wrote, left unchanged, parked or quarantined to its last day."""
