@@ -596,6 +596,7 @@ class EntitySync:
             create_staging(cur, self.stage, columns)
             copy_csv(cur, self.stage, prepared.stage_csv, columns)
             new_rows = self.target_was_empty and result.rows["legacy_id"].isin(prepared.first_reads).all()
+            self._local.batch = result  # what a collision's message says of rows not written (`_collision_error`)
             written = self._upsert(cur, result.rows, changed, extra, allow_restage=allow_restage, reason=reason,
                                    new_rows=bool(new_rows))
             staged_ids = result.rows["legacy_id"].astype("int64")
@@ -865,13 +866,36 @@ class EntitySync:
             ids.update(holders)
             parts.append(f"{c.key} {c.value!r} ← legacy ids {', '.join(map(str, holders))}")
         more = f" (and {len(collisions) - 10} more)" if len(collisions) > 10 else ""
+        held = self._held_by_old_versions(collisions[:10])
+        advice = ("fix the row(s) named, then run again" if held
+                  else "make these values distinct in the source, then run again")
         return IntegrityHalt(
             f"{self.spec.name}: distinct legacy rows map to the same {collisions[0].key}: "
-            + "; ".join(parts) + more
-            + f". The batch was not written and {self.spec.name} is stopped: make these values distinct "
-            "in the source, then run again.",
+            + "; ".join(parts) + more + "".join(f". {note}" for note in held)
+            + f". The batch was not written and {self.spec.name} is stopped: {advice}.",
             sorted(ids),
         )
+
+    def _held_by_old_versions(self, collisions) -> list[str]:
+        """Why a row of the batch still holds a key in the target though its source row gave it up: its
+        new version is quarantined, or was not written (a missing parent, a newer target version)."""
+        batch: TransformResult | None = getattr(self._local, "batch", None)
+        if batch is None:
+            return []
+        rejected = dict(zip(batch.rejects["legacy_id"].astype("int64"), batch.rejects["detail"]))
+        staged = batch.rows.set_index(batch.rows["legacy_id"].astype("int64"))
+        notes = []
+        for c in collisions:
+            for i in sorted(set(c.legacy_ids) | set(c.target_ids)):
+                if i in rejected:
+                    notes.append(f"Legacy id {i} no longer has {c.value!r} in the source, but its new version is "
+                                 f"quarantined ({rejected[i]}): the target keeps its old one until that is fixed")
+                elif i in staged.index and c.key in staged.columns and staged.at[i, c.key] != c.value:
+                    notes.append(f"Legacy id {i} no longer has {c.value!r} in the source (now "
+                                 f"{staged.at[i, c.key]!r}), but its new version was not written (its parent is "
+                                 "missing, or the target holds a newer version): the target keeps its old one until "
+                                 "it loads")
+        return notes
 
     def record_failure(self, message: str, legacy_ids: list[int]) -> None:
         """Record a halt outside `run_pass` (a reconciliation's repair): the rows' integrity errors and

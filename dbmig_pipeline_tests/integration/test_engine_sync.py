@@ -645,6 +645,30 @@ def test_a_number_given_up_only_by_an_older_version_stops_orders_naming_both_row
     assert not pair.dst("SELECT 1 FROM app.orders WHERE order_number LIKE ' %'")
 
 
+@pytest.mark.parametrize("why", ["quarantined", "parked"])
+def test_a_number_held_by_an_order_whose_new_version_cannot_load_names_that_order(pair, why):
+    """Order 1 gives o-1 up in the source, but its new version is quarantined (or waits for its patient),
+    so the target keeps o-1 for it; order 2 taking o-1 stops orders. The source has no duplicate: the
+    message says which row to fix, not "make these values distinct"."""
+    base_rows(pair, patients=3, orders=3)
+    pair.run_all(mode=FULL)
+    if why == "quarantined":
+        pair.src("UPDATE orders SET order_no = 'o-9', price = -1, updated_at = now() WHERE id = 1")
+    else:
+        late = insert(pair, "patients", [{"created_at": OLD, "updated_at": datetime.now(UTC), "doctor_id": 1,
+                                          "first_name": "Late", "last_name": "Parent", "status": 1}])[0]
+        pair.src("UPDATE orders SET order_no = 'o-9', patient_id = :p, updated_at = now() WHERE id = 1", p=late)
+    pair.src("UPDATE orders SET order_no = 'o-1', updated_at = now() WHERE id = 2")
+
+    with pytest.raises(IntegrityHalt) as halt:
+        pair.run("orders", mode=DIFFERENTIAL, run_id="run-2")
+    message = str(halt.value)
+    assert "legacy ids 1, 2" in message and "Legacy id 1 no longer has 'O-1' in the source" in message
+    assert ("is quarantined (price -1.00 is negative)" in message if why == "quarantined"
+            else "(now 'O-9'), but its new version was not written (its parent is missing" in message)
+    assert "fix the row(s) named" in message and "make these values distinct" not in message
+
+
 def assert_failing_batch_not_written(pair, halted: int, batch_size: int = 7):
     """The batch after the last committed cursor, which holds the halting row, left nothing in the target."""
     cursor = pair.dst("SELECT cursor_updated_at, cursor_id FROM dbmig.migration_control WHERE entity = 'orders'"
