@@ -122,7 +122,6 @@ class _Prepared:
 
     changed: pd.DataFrame
     result: TransformResult
-    unchanged: int
     #: result.rows with their hashes, as the CSV the staging table's COPY reads
     stage_csv: bytes
     #: ids read for the first time by a pass of an entity with no history (`EntitySync.first_reads_before`):
@@ -133,6 +132,10 @@ class _Prepared:
     first_reads: frozenset[int] = frozenset()
     #: ids whose hash the ledger holds already (not written)
     unchanged_ids: np.ndarray | tuple = ()
+
+    @property
+    def unchanged(self) -> int:
+        return len(self.unchanged_ids)
 
     def slim(self, sync: "EntitySync") -> "_Prepared":
         """Only what the write needs once the CSV is made: a batch waiting for or in a writer must
@@ -495,13 +498,19 @@ class EntitySync:
         for start in range(0, len(ids), self.run.batch_size):
             chunk = ids[start:start + self.run.batch_size]
             with self.dst.cursor() as cur:
-                marked += soft_delete_rows(cur, self.spec, chunk)
-                bk.mark_ledger_deleted(cur, self.spec.name, chunk)
-                bk.resolve_errors(cur, self.spec.name, chunk)
+                marked += self._mark_deleted(cur, chunk)
                 bk.audit(cur, "rows_deleted", level="detail", entity=self.spec.name, run_id=self.run.run_id,
                          operator=self.run.operator,
                          details={"rows": len(chunk), "legacy_id_range": [min(chunk), max(chunk)]})
             self.dst.commit()
+        return marked
+
+    def _mark_deleted(self, cur, ids: list[int]) -> int:
+        """Soft-delete target rows (their ledger rows as deleted, their open errors resolved), in the
+        caller's transaction; returns the rows newly marked."""
+        marked = soft_delete_rows(cur, self.spec, ids)
+        bk.mark_ledger_deleted(cur, self.spec.name, ids)
+        bk.resolve_errors(cur, self.spec.name, ids)
         return marked
 
     # --- one batch -------------------------------------------------------
@@ -564,7 +573,6 @@ class EntitySync:
             same = (frame["id"].map(recorded).astype(object) == frame[HASH_COLUMN].astype(str)).to_numpy(dtype=bool)
             changed = frame[~same]
             unchanged_ids = ids[same].astype("int64")
-        unchanged = len(frame) - len(changed)
         if len(extra):
             changed = pd.concat([extra, changed[~changed["id"].isin(extra["id"])]], ignore_index=True)
         result = spec.transform(changed[list(spec.source_columns)])
@@ -572,8 +580,7 @@ class EntitySync:
             result = mask_result(result, spec, self.run.mask_key)
         hashes = pd.Series(changed[HASH_COLUMN].to_numpy(), index=changed["id"].to_numpy(dtype="int64"))
         staged = result.rows.assign(**{STAGE_HASH_COLUMN.name: result.rows["legacy_id"].map(hashes)})
-        return _Prepared(changed, result, unchanged, encode_csv(staged, staging_columns(spec)), first_reads,
-                         unchanged_ids)
+        return _Prepared(changed, result, encode_csv(staged, staging_columns(spec)), first_reads, unchanged_ids)
 
     def _load_batch(self, frame: pd.DataFrame, extra: pd.DataFrame, *, checkpoint, force: bool,
                     resolve_gone: list[int] | None, allow_restage: bool, fate: CommitFate, reason: str = "",
@@ -718,9 +725,7 @@ class EntitySync:
         (if reconcile has not done it yet; their source rows are gone, checked by id) and their keys
         released (engine/load.py `release_keys`), in the batch's transaction. A deleted order's number
         reused by a new order stopped orders for good: no fix in the source could clear it."""
-        soft_delete_rows(cur, self.spec, gone)
-        bk.mark_ledger_deleted(cur, self.spec.name, gone)
-        bk.resolve_errors(cur, self.spec.name, gone)
+        self._mark_deleted(cur, gone)
         release_keys(cur, self.spec, gone)
         bk.audit(cur, "keys_released", level="detail", entity=self.spec.name, run_id=self.run.run_id,
                  operator=self.run.operator,
