@@ -7,7 +7,7 @@ not at all.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,11 +15,11 @@ import pandas as pd
 from psycopg2 import sql
 
 from dbmig_pipeline.engine.id_array import IdArray
-from dbmig_pipeline.engine.pg_dates import read_out_of_range_as_ends
+from dbmig_pipeline.engine.pg_dates import exact_text, read_out_of_range_as_ends
 from dbmig_pipeline.engine.staging import copy_frame, create_staging
 from dbmig_pipeline.entities.spec import TargetColumn
 
-from dbmig_pipeline.engine.extract import Position, exact_text
+from dbmig_pipeline.engine.extract import Position
 
 
 _LEDGER_STAGE = "ledger_stage"
@@ -27,16 +27,17 @@ _LEDGER_COLUMNS = (TargetColumn("legacy_id", "bigint"), TargetColumn("row_hash",
                    TargetColumn("source_updated_at", "timestamptz"), TargetColumn("outcome", "text"))
 
 
-def record_ledger(cur, entity: str, frame: pd.DataFrame, *, overwrite: bool = False) -> None:
+def record_ledger(cur, entity: str, frame: pd.DataFrame, *, overwrite: bool = False,
+                  exact: Mapping[str, Mapping[int, str]] | None = None) -> None:
     """Upsert (legacy_id, row_hash, source_updated_at, outcome); an older version never replaces a newer one.
 
     The rows travel by COPY: binding ten thousand values as array literals
-    costs more than the upsert itself.
+    costs more than the upsert itself. `exact`: see `staging.encode_csv`.
     """
     if frame.empty:
         return
     create_staging(cur, _LEDGER_STAGE, _LEDGER_COLUMNS)
-    copy_frame(cur, _LEDGER_STAGE, frame, _LEDGER_COLUMNS)
+    copy_frame(cur, _LEDGER_STAGE, frame, _LEDGER_COLUMNS, exact)
     cur.execute(
         """
         INSERT INTO dbmig.row_ledger AS l (entity, legacy_id, row_hash, source_updated_at, outcome)

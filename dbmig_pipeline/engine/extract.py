@@ -16,7 +16,8 @@ from psycopg2.extras import register_default_json, register_default_jsonb
 
 from dbmig_pipeline.engine import copy_read, json_exact
 from dbmig_pipeline.engine.id_array import IdArray
-from dbmig_pipeline.engine.pg_dates import ZONED_ENDS, read_out_of_range_as_ends
+from dbmig_pipeline.engine import exact_times
+from dbmig_pipeline.engine.pg_dates import ZONED_ENDS, exact_text, read_out_of_range_as_ends
 from dbmig_pipeline.entities.spec import EntitySpec
 
 HASH_COLUMN = "_row_hash"
@@ -51,18 +52,6 @@ class Position:
 def is_lossy(ts) -> bool:
     """Whether `ts` may stand for `±infinity` (see `Position.ts_text`)."""
     return ts is not None and not pd.isna(ts) and any(ts == lossy for lossy in LOSSY_TIMESTAMPS)
-
-
-def exact_text(column: sql.Composable) -> sql.Composed:
-    """SQL for the text of a timestamptz `column` Python cannot hold (±infinity, BC, beyond 9999); NULL for
-    one it holds exactly. Written as ISO whatever the session's DateStyle: ISO input reads back the same
-    under any DateStyle."""
-    return sql.SQL(
-        "CASE WHEN NOT isfinite({c}) THEN {c}::text "
-        "WHEN {c} < '0001-01-01 00:00:00+00' OR {c} > '9999-12-31 23:59:59.999999+00' "
-        "THEN to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' "
-        "|| CASE WHEN {c} < '0001-01-01 00:00:00+00' THEN ' BC' ELSE '' END END"
-    ).format(c=column)
 
 
 def position_after(conn, spec: EntitySpec, frame: pd.DataFrame, previous: Position | None) -> Position:
@@ -185,15 +174,15 @@ def prepare_row_path(cur) -> None:
 
 
 def read_rows(cur, spec: EntitySpec, query: sql.Composable, params: dict) -> pd.DataFrame:
-    """The rows of `query` by COPY and Arrow (engine/copy_read.py), or row by row where that cannot read them exactly."""
+    """The rows of `query` by COPY and Arrow (engine/copy_read.py), or row by row where that cannot read them
+    exactly; with the exact text of dates and timestamps Python cannot hold (engine/exact_times.py)."""
     types = copy_read.column_types(cur, query, params)
-    if types is not None:
-        frame = copy_read.read_frame(cur, query, params, types)
-        if frame is not None:
-            return frame
-    prepare_row_path(cur)
-    cur.execute(query, params)
-    return to_frame(spec, cur.fetchall())
+    frame = None if types is None else copy_read.read_frame(cur, query, params, types)
+    if frame is None:
+        prepare_row_path(cur)
+        cur.execute(query, params)
+        frame = to_frame(spec, cur.fetchall())
+    return exact_times.attach(cur, spec, frame, HASH_COLUMN)
 
 
 def fetch_batch(cur, spec: EntitySpec, window: Window, after: Position | None, limit: int) -> pd.DataFrame:

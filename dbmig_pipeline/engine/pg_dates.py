@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import psycopg2.extensions as pg_ext
+from psycopg2 import sql
 
 _DATE_RANGE = (date.max, date.min)
 _NAIVE_RANGE = (datetime.max, datetime.min)
@@ -39,3 +40,24 @@ def read_out_of_range_as_ends(cur) -> None:
     """Install the casters on `cur` (a source cursor of the row path)."""
     for caster in CASTERS:
         pg_ext.register_type(caster, cur)
+
+
+def exact_text(column: sql.Composable) -> sql.Composed:
+    """SQL for the text of a timestamptz `column` Python cannot hold (±infinity, BC, beyond 9999); NULL for
+    one it holds exactly. Written as ISO whatever the session's DateStyle: ISO input reads back the same
+    under any DateStyle."""
+    return sql.SQL(
+        "CASE WHEN NOT isfinite({c}) THEN {c}::text "
+        "WHEN {c} < '0001-01-01 00:00:00+00' OR {c} > '9999-12-31 23:59:59.999999+00' "
+        "THEN to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' "
+        "|| CASE WHEN {c} < '0001-01-01 00:00:00+00' THEN ' BC' ELSE '' END END"
+    ).format(c=column)
+
+
+def exact_date_text(column: sql.Composable) -> sql.Composed:
+    """`exact_text` for a date `column`."""
+    return sql.SQL(
+        "CASE WHEN NOT isfinite({c}) THEN {c}::text "
+        "WHEN {c} < '0001-01-01' OR {c} > '9999-12-31' "
+        "THEN to_char({c}, 'YYYY-MM-DD') || CASE WHEN {c} < '0001-01-01' THEN ' BC' ELSE '' END END"
+    ).format(c=column)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Mapping
 
 import pandas as pd
 import pyarrow as pa
@@ -107,23 +108,36 @@ def _arrow(values: pd.Series, sql_type: str) -> pa.Array:
     return pa.array(values, type=pa.string(), from_pandas=True)
 
 
-def encode_csv(frame: pd.DataFrame, columns: tuple[TargetColumn, ...]) -> bytes:
+def _with_texts(array: pa.Array, texts: Mapping[int, str]) -> pa.Array:
+    values = array.cast(pa.string()).to_pylist()
+    for position, text in texts.items():
+        values[position] = text
+    return pa.array(values, type=pa.string())
+
+
+def encode_csv(frame: pd.DataFrame, columns: tuple[TargetColumn, ...],
+               exact: Mapping[str, Mapping[int, str]] | None = None) -> bytes:
     """`frame`'s `columns` as the CSV COPY reads, encoded by Arrow's C++ writer.
 
     Every value is quoted (a bare carriage return would otherwise end the
     row) and NULL is the one unquoted empty field, so text keeps exactly what
-    the transform produced, empty strings included.
+    the transform produced, empty strings included. `exact` gives, by column
+    and row position, the source's text of values Python cannot hold
+    (engine/exact_times.py).
     """
-    table = pa.table({c.name: _arrow(frame[c.name], c.sql_type) for c in columns})
+    exact = exact or {}
+    table = pa.table({c.name: _with_texts(_arrow(frame[c.name], c.sql_type), exact[c.name]) if exact.get(c.name)
+                      else _arrow(frame[c.name], c.sql_type) for c in columns})
     sink = pa.BufferOutputStream()
     pa_csv.write_csv(table, sink, _CSV_OPTIONS)
     return sink.getvalue().to_pybytes()
 
 
-def copy_frame(cur, table: str, frame: pd.DataFrame, columns: tuple[TargetColumn, ...]) -> None:
+def copy_frame(cur, table: str, frame: pd.DataFrame, columns: tuple[TargetColumn, ...],
+               exact: Mapping[str, Mapping[int, str]] | None = None) -> None:
     """COPY `frame`'s `columns` into `table` (see `encode_csv`)."""
     if not frame.empty:
-        copy_csv(cur, table, encode_csv(frame, columns), columns)
+        copy_csv(cur, table, encode_csv(frame, columns, exact), columns)
 
 
 def copy_csv(cur, table: str, data: bytes, columns: tuple[TargetColumn, ...]) -> None:

@@ -25,6 +25,7 @@ import psycopg2.errors
 from sqlalchemy.engine import Engine
 
 from dbmig_pipeline.engine import bookkeeping as bk
+from dbmig_pipeline.engine import exact_times
 from dbmig_pipeline.engine.allocator import fix_mmap_threshold
 from dbmig_pipeline.engine.commit_fate import CommitFate
 from dbmig_pipeline.engine.errors import IntegrityHalt
@@ -554,7 +555,8 @@ class EntitySync:
     def slim(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The columns of a source batch the write needs after its transform (ids, cursors, hashes);
         `_load_batch` reads the rest again should it have to transform the batch anew."""
-        return frame[["id", self.spec.cursor_column, HASH_COLUMN]].copy()
+        keep = ["id", self.spec.cursor_column, HASH_COLUMN]
+        return frame[[*keep, exact_times.EXACT_COLUMN] if exact_times.EXACT_COLUMN in frame.columns else keep].copy()
 
     def prepare(self, cur, frame: pd.DataFrame, extra: pd.DataFrame, force: bool) -> "_Prepared":
         """Compare hashes with the ledger (`cur`: any destination cursor) and transform what changed."""
@@ -576,11 +578,14 @@ class EntitySync:
         if len(extra):
             changed = pd.concat([extra, changed[~changed["id"].isin(extra["id"])]], ignore_index=True)
         result = spec.transform(changed[list(spec.source_columns)])
+        copied = exact_times.copied_times(spec)
         if self.run.mask_key is not None:  # before anything of the batch leaves the transform
             result = mask_result(result, spec, self.run.mask_key)
+            copied = tuple(pair for pair in copied if pair[1] not in spec.pii_columns)  # masked: not a copy
         hashes = pd.Series(changed[HASH_COLUMN].to_numpy(), index=changed["id"].to_numpy(dtype="int64"))
         staged = result.rows.assign(**{STAGE_HASH_COLUMN.name: result.rows["legacy_id"].map(hashes)})
-        return _Prepared(changed, result, encode_csv(staged, staging_columns(spec)), first_reads, unchanged_ids)
+        exact = exact_times.overrides(exact_times.texts_by_id(changed), staged, copied)
+        return _Prepared(changed, result, encode_csv(staged, staging_columns(spec), exact), first_reads, unchanged_ids)
 
     def _load_batch(self, frame: pd.DataFrame, extra: pd.DataFrame, *, checkpoint, force: bool,
                     resolve_gone: list[int] | None, allow_restage: bool, fate: CommitFate, reason: str = "",
@@ -632,8 +637,10 @@ class EntitySync:
             if resolve_gone:
                 bk.resolve_errors(cur, spec.name, resolve_gone, [MISSING_PARENT, INTEGRITY])
             bk.record_warnings(cur, spec.name, result.warnings, written, self.run.run_id, clear_ids=rewritten)
-            bk.record_ledger(cur, spec.name, self._ledger_rows(changed, parked, result.rejects),
-                             overwrite=reason in OVERWRITING_REASONS)
+            ledger = self._ledger_rows(changed, parked, result.rejects)
+            bk.record_ledger(cur, spec.name, ledger, overwrite=reason in OVERWRITING_REASONS,
+                             exact=exact_times.overrides(exact_times.texts_by_id(changed), ledger,
+                                                         ((spec.cursor_column, "source_updated_at"),)))
             if checkpoint is not None:
                 self._commit_batch(cur, checkpoint, self._batch_progress(frame, outcome, checkpoint), fate, outcome)
                 return outcome

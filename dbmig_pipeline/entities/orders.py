@@ -129,6 +129,7 @@ SPEC = EntitySpec(
     ),
     transform=transform,
     parents=(ParentRef(entity="patients", source_column="patient_id", target_column="patient_id"),),
+    copied_times=(("submitted_at", "submitted_at"), ("shipped_at", "shipped_at")),
     unique_keys=("order_number",),
     description="Aligner orders, each for one patient.",
 )

@@ -85,6 +85,7 @@ SPEC = EntitySpec(
     ),
     transform=transform,
     parents=(ParentRef(entity="doctors", source_column="doctor_id", target_column="doctor_id"),),
+    copied_times=(("birth_date", "date_of_birth"),),
     pii_columns=("given_name", "family_name", "date_of_birth", "email", "phone_e164", "notes"),
     description="Patients, each treated by one doctor.",
 )

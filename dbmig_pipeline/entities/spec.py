@@ -84,6 +84,9 @@ class EntitySpec:
     conflict_key: str = "legacy_id"
     #: natural keys: two legacy rows mapping to one value is an integrity error
     unique_keys: tuple[str, ...] = ()
+    #: dates and timestamps copied as they are, besides `created_at` and the cursor: (source column, target
+    #: column); values Python cannot hold (±infinity, BC, after 9999) are written exactly (engine/exact_times.py)
+    copied_times: tuple[tuple[str, str], ...] = ()
     #: target columns that hold personal data (masked on non-production targets)
     pii_columns: tuple[str, ...] = ()
     description: str = field(default="", compare=False)

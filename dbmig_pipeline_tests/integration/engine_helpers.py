@@ -21,6 +21,7 @@ from sqlalchemy.pool import NullPool
 
 from dbmig_pipeline.engine.errors import EngineError
 from dbmig_pipeline.engine.partitions import partition_keys, partitions_for
+from dbmig_pipeline.engine.pg_dates import read_out_of_range_as_ends
 from dbmig_pipeline.engine.progress import ProgressEvent
 from dbmig_pipeline.engine.sync import FULL, RunInfo, SyncStats, sync_entity
 from dbmig_pipeline.entities import ENTITIES, ENTITY_NAMES
@@ -305,8 +306,11 @@ _TARGET = {
 
 
 def target_rows(dest: Engine, entity: str) -> dict[int, dict]:
-    """legacy_id -> every column of the target row (enums as text), `parent` as the parent's legacy id."""
+    """legacy_id -> every column of the target row (enums as text), `parent` as the parent's legacy id.
+    Dates Python cannot hold (the target keeps the source's exactly) read as the ends of its range, as
+    the source's do (engine/pg_dates.py)."""
     with dest.connect() as conn:
+        read_out_of_range_as_ends(conn.connection.dbapi_connection)
         result = conn.execute(sa.text(_TARGET[entity]))
         rows = [dict(r._mapping) for r in result]
     return {row["legacy_id"]: row for row in rows}

@@ -17,7 +17,8 @@ from dbmig_pipeline.engine import allocator
 from dbmig_pipeline.engine import bookkeeping as bk
 from dbmig_pipeline.engine.errors import IntegrityHalt
 from dbmig_pipeline.engine.parked import ready_to_retry
-from dbmig_pipeline.engine.extract import Window, fetch_batch, position_after
+from dbmig_pipeline.engine.exact_times import EXACT_COLUMN, attach, texts_by_id
+from dbmig_pipeline.engine.extract import HASH_COLUMN, Window, fetch_batch, position_after
 from dbmig_pipeline.engine.partitions import partitions_for
 from dbmig_pipeline.engine import sync as sync_module
 from dbmig_pipeline.engine.sync import DIFFERENTIAL, FULL, RunInfo, SyncStats, sync_entity
@@ -763,6 +764,67 @@ def test_years_python_cannot_hold_neither_stop_the_pass_nor_lose_a_row(pair):
     stats = _within(60, lambda: pair.run("system_messages", mode=FULL, batch_size=2))
     assert (stats.read, stats.written) == (4, 4)
     assert target_ids(pair, "system_messages") == set(messages)
+
+
+def test_dates_and_timestamps_python_cannot_hold_are_copied_exactly(pair):
+    """`created_at`, `updated_at`, birth dates and an order's dates are copied (MAPPING.md §3): ±infinity,
+    a BC date and a year after 9999 were stored as the ends of Python's range (9999-12-31 …)."""
+    ends = ("infinity", "-infinity", "20201-05-03 10:00:00+00", "0044-03-15 12:00:00+00 BC",
+            "9999-12-31 23:59:59.999999+00", "0001-01-01 00:00:00+00")
+    insert(pair, "offices", [{"created_at": "-infinity", "updated_at": "infinity", "name": "Office",
+                              "is_active": True}])
+    insert(pair, "doctors", [{"created_at": OLD, "updated_at": OLD, "office_id": 1, "first_name": "Dana",
+                              "last_name": "Doctor", "specialty": "ORTHO", "is_active": True}])
+    births = ("0044-03-15 BC", "-infinity", "infinity", "20201-05-03", "0001-01-01", "1990-05-03")
+    patients = insert(pair, "patients", [
+        {"created_at": created, "updated_at": OLD, "doctor_id": 1, "first_name": "Pat", "last_name": "P",
+         "birth_date": born, "status": 1} for created, born in zip((OLD, OLD, OLD, OLD, OLD, "infinity"), births)])
+    insert(pair, "orders", [
+        {"created_at": created, "updated_at": updated, "patient_id": patients[-1], "order_no": f"x-{i}",
+         "status": "shipped", "price": "1.00", "submitted_at": submitted, "shipped_at": ends[(i + 3) % len(ends)]}
+        for i, (created, updated, submitted) in enumerate(zip(ends, reversed(ends), ends[2:] + ends[:2]))])
+    insert(pair, "system_messages", [
+        {"created_at": created, "updated_at": updated, "severity": "info", "code": f"E{i}", "body": "b"}
+        for i, (created, updated) in enumerate(zip(ends, (*ends[1:], None)))])
+    pair.run_all(mode=FULL, batch_size=2)
+
+    for entity, extra in (("offices", ""), ("orders", ", submitted_at::text, shipped_at::text"),
+                          ("system_messages", "")):
+        source = pair.src(f"SELECT id, created_at::text, updated_at::text{extra} FROM public.{entity} ORDER BY id")
+        target = pair.dst(f"SELECT legacy_id, created_at::text, source_updated_at::text{extra} FROM app.{entity}"
+                          " ORDER BY legacy_id")
+        assert target == source, entity
+    assert pair.dst("SELECT legacy_id, date_of_birth::text FROM app.patients ORDER BY legacy_id") == [
+        (i, born) for i, born in zip(patients, ("0044-03-15 BC", "-infinity", None, None, "0001-01-01", "1990-05-03"))]
+    assert pair.dst("SELECT legacy_id FROM dbmig.row_warnings WHERE entity = 'patients' ORDER BY 1") == [
+        (patients[2],), (patients[3],)]  # after creation: NULL with a warning (the last one, created at infinity, is not)
+    assert pair.dst("SELECT source_updated_at::text FROM dbmig.row_ledger WHERE entity = 'offices'") == [("infinity",)]
+
+    # Unchanged: nothing written again; changed: written exactly again.
+    assert pair.run("system_messages", mode=FULL, run_id="run-2").written == 0
+    pair.src("UPDATE public.orders SET status = 'delivered'")
+    assert pair.run("orders", mode=FULL, run_id="run-3").written == len(ends)
+    assert pair.dst("SELECT legacy_id, created_at::text, source_updated_at::text, submitted_at::text, shipped_at::text"
+                    " FROM app.orders ORDER BY legacy_id") == pair.src(
+        "SELECT id, created_at::text, updated_at::text, submitted_at::text, shipped_at::text FROM public.orders"
+        " ORDER BY id")
+
+
+def test_a_row_changed_before_its_exact_dates_are_asked_keeps_the_page_version(pair):
+    """The exact text of an infinite value is asked after the page was read: a row changed in between
+    must not lend its new text to the old version (the new one is read again and written then)."""
+    insert(pair, "system_messages", [{"created_at": "infinity", "updated_at": OLD, "severity": "info",
+                                      "code": "A", "body": "b"}])
+    spec, conn = SPECS["system_messages"], pair.source.raw_connection()
+    try:
+        with conn.cursor() as cur:
+            page = fetch_batch(cur, spec, Window(None, None), None, 10)
+            assert texts_by_id(page) == {1: {"created_at": "infinity"}}
+            pair.src("UPDATE public.system_messages SET created_at = '-infinity'")
+            assert texts_by_id(attach(cur, spec, page.drop(columns=EXACT_COLUMN), HASH_COLUMN)) == {}
+        conn.commit()
+    finally:
+        conn.close()
 
 
 def test_json_numbers_reach_the_target_exactly_as_the_source_holds_them(pair):
