@@ -55,7 +55,8 @@ def reconciliation(context: dg.AssetExecutionContext, config: ReconcileConfig, s
             continue
         try:
             result = reconcile_entity(source_db.engine, dest_db.engine, spec, SPECS_BY_NAME, run,
-                                      guard_share=settings.delete_guard_share, force_deletes=config.force_deletes)
+                                      guard_share=settings.delete_guard_share,
+                                      guard_min_rows=settings.delete_guard_min_rows, force_deletes=config.force_deletes)
         except (DeleteGuardHalt, IntegrityHalt) as exc:  # this entity stops; the others go on (MAPPING.md §4)
             context.log.error(str(exc))
             halted.append(str(exc))

@@ -20,6 +20,8 @@ from sqlalchemy.exc import ArgumentError
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 ENVIRONMENTS = ("development", "test", "staging", "production")
+#: DBMIG_DELETE_GUARD_MIN_ROWS's default: fewer vanished rows never trip the delete guard (engine/reconcile.py)
+DEFAULT_DELETE_GUARD_MIN_ROWS = 1000
 #: How the steps of daemon- and UI-launched runs start (decision 0011).
 STEP_START_METHODS = ("forkserver", "spawn")
 
@@ -263,6 +265,7 @@ class Settings:
     #: True when DBMIG_PARTITION_START was not given: the start is this installation's first day
     partition_start_is_default: bool = False
     delete_guard_share: float = 0.10
+    delete_guard_min_rows: int = DEFAULT_DELETE_GUARD_MIN_ROWS
     #: DBMIG_AUTOMATION: schedules and sensors start running instead of stopped
     automation: bool = False
     sync_interval_minutes: int = 15
@@ -315,6 +318,7 @@ class Settings:
             partition_start=_parse_date(env, "DBMIG_PARTITION_START", _installation_day(home)),
             partition_start_is_default=not env.get("DBMIG_PARTITION_START", "").strip(),
             delete_guard_share=share_pct / 100,
+            delete_guard_min_rows=_parse_int(env, "DBMIG_DELETE_GUARD_MIN_ROWS", DEFAULT_DELETE_GUARD_MIN_ROWS, minimum=0),
             automation=_parse_bool(env, "DBMIG_AUTOMATION", False),
             sync_interval_minutes=_parse_sync_interval(env, "DBMIG_SYNC_INTERVAL_MINUTES", 15),
             alert_webhook_url=_parse_webhook(env, "DBMIG_ALERT_WEBHOOK_URL"),

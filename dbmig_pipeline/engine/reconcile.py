@@ -1,10 +1,13 @@
 """Reconciliation: make the target converge to the source, whatever timestamps say.
 
 Invariant: nothing is written until the schema pre-flight has passed and the
-read-only baseline has measured the
-differences; a run that would soft-delete more than the guard's share of an
-entity halts instead (a truncated or wrongly connected source must not wipe
-the target) unless forced. Repairs touch exactly the rows that differ.
+read-only baseline has measured the differences; a run that would
+soft-delete more than the guard's share of an entity, and more than its
+row floor, halts instead (a truncated or wrongly connected source must not
+wipe the target) unless forced. The floor keeps the guard for tables large
+enough to wipe: a few real deletes in a small table are soft-deleted as
+MAPPING.md §4 asks, and a soft delete is undone when the row comes back.
+Repairs touch exactly the rows that differ.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from dbmig_pipeline.engine.errors import EngineError, IntegrityHalt
 from dbmig_pipeline.engine.pass_lock import entity_pass_lock
 from dbmig_pipeline.engine.preflight import run_preflight
 from dbmig_pipeline.engine.sync import EntitySync, RunInfo
+from dbmig_pipeline.settings import DEFAULT_DELETE_GUARD_MIN_ROWS
 from dbmig_pipeline.entities.spec import EntitySpec
 
 
@@ -49,17 +53,19 @@ def _live_rows(dst_conn, entity: str) -> int:
 
 
 def reconcile_entity(source: Engine, dest: Engine, spec: EntitySpec, specs_by_name: dict[str, EntitySpec],
-                     run: RunInfo, *, guard_share: float, force_deletes: bool = False) -> Reconciliation:
+                     run: RunInfo, *, guard_share: float, guard_min_rows: int = DEFAULT_DELETE_GUARD_MIN_ROWS,
+                     force_deletes: bool = False) -> Reconciliation:
     """Compare, then repair; holding the entity's pass lock (engine/pass_lock.py): a repair writes the
     source's current rows whatever their timestamps, so a pass must not write between its read and its
     write."""
     with entity_pass_lock(dest, spec.name):
         return _reconcile_entity(source, dest, spec, specs_by_name, run, guard_share=guard_share,
-                                 force_deletes=force_deletes)
+                                 guard_min_rows=guard_min_rows, force_deletes=force_deletes)
 
 
 def _reconcile_entity(source: Engine, dest: Engine, spec: EntitySpec, specs_by_name: dict[str, EntitySpec],
-                      run: RunInfo, *, guard_share: float, force_deletes: bool) -> Reconciliation:
+                      run: RunInfo, *, guard_share: float, guard_min_rows: int,
+                      force_deletes: bool) -> Reconciliation:
     src_conn, dst_conn = source.raw_connection(), dest.raw_connection()
     try:
         with src_conn.cursor() as cur:  # schema drift halts a repair exactly as it halts a sync
@@ -67,17 +73,19 @@ def _reconcile_entity(source: Engine, dest: Engine, spec: EntitySpec, specs_by_n
         src_conn.rollback()
         baseline = baseline_entity(src_conn, dst_conn, spec)
         live = _live_rows(dst_conn, spec.name)
-        if baseline.deleted and not force_deletes and baseline.deleted > guard_share * max(live, 1):
+        if (baseline.deleted and not force_deletes and baseline.deleted > guard_share * max(live, 1)
+                and baseline.deleted >= guard_min_rows):
             message = (
                 f"{spec.name}: {baseline.deleted:,} of {live:,} migrated rows ({baseline.deleted / max(live, 1):.0%}) "
                 f"are gone from the source, more than the delete guard allows ({guard_share:.0%}, "
-                "DBMIG_DELETE_GUARD_PERCENT). Nothing was changed. Check DBMIG_SOURCE_URL points at the right, "
-                "complete database; if the deletes are real, run `dbmig reconcile --entity "
-                f"{spec.name} --force-deletes`."
+                f"DBMIG_DELETE_GUARD_PERCENT, once at least {guard_min_rows:,} rows, DBMIG_DELETE_GUARD_MIN_ROWS). "
+                "Nothing was changed. Check DBMIG_SOURCE_URL points at the right, complete database; if the "
+                f"deletes are real, run `dbmig reconcile --entity {spec.name} --force-deletes`."
             )
             with dst_conn.cursor() as cur:
                 bk.audit(cur, "delete_guard_halt", entity=spec.name, run_id=run.run_id, operator=run.operator,
-                         details={"deleted": baseline.deleted, "live": live, "guard_share": guard_share})
+                         details={"deleted": baseline.deleted, "live": live, "guard_share": guard_share,
+                                  "guard_min_rows": guard_min_rows})
             dst_conn.commit()
             raise DeleteGuardHalt(message)
         result = Reconciliation(baseline)

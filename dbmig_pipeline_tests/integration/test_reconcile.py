@@ -83,9 +83,12 @@ def baseline(pair: Pair, entity: str) -> Baseline:
         dst.close()
 
 
-def reconcile(pair: Pair, entity: str, run_id: str = "rec-1", *, force: bool = False) -> Reconciliation:
+def reconcile(pair: Pair, entity: str, run_id: str = "rec-1", *, force: bool = False,
+              guard_min_rows: int = 1) -> Reconciliation:
+    """One entity's reconciliation; the guard's row floor low enough for the small tables of these tests
+    (the default floor has a test of its own)."""
     return reconcile_entity(pair.source, pair.dest, SPECS[entity], SPECS, RunInfo(run_id, "pytest", batch_size=7),
-                            guard_share=GUARD, force_deletes=force)
+                            guard_share=GUARD, guard_min_rows=guard_min_rows, force_deletes=force)
 
 
 def snapshot(pair: Pair, *, skip: tuple[str, ...] = ()) -> dict[str, tuple[int, str]]:
@@ -333,6 +336,20 @@ def test_delete_guard_lets_a_small_share_through(pair):
     pair.src("DELETE FROM jaws WHERE id = 7")  # 1 of 12 (8%) is within the 10% guard
     assert reconcile(pair, "jaws").soft_deleted == 1
     assert pair.dst("SELECT count(*) FROM dbmig.audit_log WHERE operation = 'delete_guard_halt'") == [(0,)]
+
+
+def test_delete_guard_lets_fewer_rows_than_its_floor_through_whatever_their_share(pair):
+    """A few real deletes in a small table are soft-deleted (MAPPING.md §4) without `--force-deletes`:
+    the guard keeps its halt for tables large enough to be wiped (DBMIG_DELETE_GUARD_MIN_ROWS)."""
+    seed(pair, patients=3, orders=0, jaws=12)
+    pair.run_all(mode=FULL)
+    pair.src("DELETE FROM jaws WHERE id > 3")  # 9 of 12
+    with pytest.raises(DeleteGuardHalt, match="DBMIG_DELETE_GUARD_MIN_ROWS"):
+        reconcile(pair, "jaws", guard_min_rows=9)  # 9 rows reach a floor of 9
+    assert reconcile(pair, "jaws", "rec-2", guard_min_rows=10).soft_deleted == 9
+    assert reconcile_entity(pair.source, pair.dest, SPECS["jaws"], SPECS, RunInfo("rec-3", "pytest"),
+                            guard_share=GUARD).soft_deleted == 0  # the default floor (1,000); nothing left to do
+    assert pair.dst("SELECT count(*) FROM app.jaws WHERE deleted_at IS NOT NULL") == [(9,)]
 
 
 # --- 8. rows inserted with old timestamps --------------------------------------------------

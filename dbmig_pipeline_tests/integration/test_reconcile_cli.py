@@ -93,7 +93,7 @@ def _snapshot(url: str) -> dict[str, tuple[int, str]]:
 
 def test_diff_and_baseline_only_read_and_count_right_then_reconcile_repairs_behind_the_delete_guard(
         tmp_path, make_database):
-    env = _env(tmp_path, make_database)
+    env = {**_env(tmp_path, make_database), "DBMIG_DELETE_GUARD_MIN_ROWS": "9"}  # the guard's floor, for 12 jaws
     _migrate(env)
     src, dst, dagster = env["DBMIG_SOURCE_URL"], env["DBMIG_DEST_URL"], env["DAGSTER_PG_URL"]
     quiet = _json(env, "baseline")

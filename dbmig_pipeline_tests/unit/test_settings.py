@@ -33,8 +33,10 @@ def test_urls_and_tuning_are_read():
             "DBMIG_BATCH_SIZE": "500",
             "DBMIG_DEST_SSLMODE": "verify-full",
             "DBMIG_PARTITION_START": "2021-03-04",
+            "DBMIG_DELETE_GUARD_MIN_ROWS": "0",
         }
     )
+    assert settings.delete_guard_min_rows == 0 and Settings.from_env({}).delete_guard_min_rows == 1000
     assert settings.source.url == GOOD.replace("postgresql://", "postgresql+psycopg2://")
     assert settings.batch_size == 500
     assert settings.dest.sslmode == "verify-full"
@@ -59,6 +61,7 @@ def test_urls_and_tuning_are_read():
         ({"DBMIG_MASK_PII": "perhaps"}, "DBMIG_MASK_PII"),
         ({"DBMIG_ENV": "prod"}, "DBMIG_ENV"),
         ({"DBMIG_DELETE_GUARD_PERCENT": "150"}, "DBMIG_DELETE_GUARD_PERCENT"),
+        ({"DBMIG_DELETE_GUARD_MIN_ROWS": "-1"}, "DBMIG_DELETE_GUARD_MIN_ROWS"),
         ({"DBMIG_SOURCE_SSLROOTCERT": "/nonexistent/ca.pem"}, "DBMIG_SOURCE_SSLROOTCERT"),
     ],
 )
