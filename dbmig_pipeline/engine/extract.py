@@ -25,6 +25,10 @@ HASH_COLUMN = "_row_hash"
 
 #: What psycopg2 reads PostgreSQL's `infinity` and `-infinity` as: a position there is only exact as text.
 LOSSY_TIMESTAMPS = ZONED_ENDS
+#: The id of a position before every row of its cursor value: ids may be 0 or negative (an explicit
+#: insert into a serial column). The smallest bigint whose literal is still a bigint (-2**63 is read as
+#: numeric, which would turn the comparison into one the (cursor, id) index cannot serve).
+BEFORE_ANY_ID = -(2 ** 63 - 1)
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,7 @@ def count_query(spec: EntitySpec, window: Window, after: Position | None, includ
     )
     if not include_nulls:
         return timed, params
-    params["after_null_id"] = after.id if after is not None and after.in_nulls else 0
+    params["after_null_id"] = after.id if after is not None and after.in_nulls else BEFORE_ANY_ID
     nulls = sql.SQL("SELECT count(*) FROM {} WHERE {} IS NULL AND id > %(after_null_id)s").format(table, cursor)
     return sql.SQL("SELECT ({}) + ({})").format(timed, nulls), params
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 
 from dbmig_pipeline.engine import bookkeeping as bk
-from dbmig_pipeline.engine.extract import LOSSY_TIMESTAMPS, Position, is_lossy
+from dbmig_pipeline.engine.extract import BEFORE_ANY_ID, LOSSY_TIMESTAMPS, Position, is_lossy
 from dbmig_pipeline.engine.partitions import Partition, key_of
 from dbmig_pipeline.entities.spec import EntitySpec
 
@@ -73,7 +73,7 @@ def start_position(control: dict, partitions: list[Partition], spec: EntitySpec,
         return control[resume.key].cursor
     first = partitions[0]
     row = control.get(first.key)
-    null_start = Position(None, 0, in_nulls=True) if first.is_first and spec.cursor_nullable else None
+    null_start = Position(None, BEFORE_ANY_ID, in_nulls=True) if first.is_first and spec.cursor_nullable else None
     if row is None or row.cursor is None or mode == "full":
         return null_start
     if row.cursor.in_nulls:
@@ -81,10 +81,10 @@ def start_position(control: dict, partitions: list[Partition], spec: EntitySpec,
     if row.cursor.ts_text is not None or is_lossy(row.cursor.ts):
         # ±infinity, or the instants psycopg2 reads them as: nothing to look back from (and the year-1
         # instant has no earlier one); the rows from there are read again and compared by their hashes
-        return Position(row.cursor.ts, 0, ts_text=row.cursor.ts_text)
+        return Position(row.cursor.ts, BEFORE_ANY_ID, ts_text=row.cursor.ts_text)
     ts = _looked_back(row.cursor.ts, lookback)
     if ts == LOSSY_TIMESTAMPS[1]:  # within the look-back of the year 1: from the very start
-        return Position(ts, 0, ts_text="-infinity")
+        return Position(ts, BEFORE_ANY_ID, ts_text="-infinity")
     if first.start is not None and ts < first.start:
         return None
-    return Position(ts, 0)
+    return Position(ts, BEFORE_ANY_ID)

@@ -30,6 +30,7 @@ from dbmig_pipeline.engine.allocator import fix_mmap_threshold
 from dbmig_pipeline.engine.commit_fate import CommitFate
 from dbmig_pipeline.engine.errors import IntegrityHalt
 from dbmig_pipeline.engine.extract import (
+    BEFORE_ANY_ID,
     HASH_COLUMN,
     Position,
     Window,
@@ -766,7 +767,7 @@ class EntitySync:
             text = position.ts_text if int(row_id) == position.id and not position.in_nulls else None
             cursor = Position(ts, int(row_id), position.in_nulls, text)
             if ts is not None and ts > horizon:
-                cursor = Position(horizon, 0)
+                cursor = Position(horizon, BEFORE_ANY_ID)
             progress[key] = bk.PartitionProgress(cursor=cursor, read=int(counts[key]))
         # each row counts in its own partition; rows pulled in from elsewhere (a key collision) in the last
         last = lasts["_key"].max()

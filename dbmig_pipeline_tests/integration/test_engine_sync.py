@@ -715,6 +715,25 @@ def _within(seconds: float, action):
     return outcome[0]
 
 
+def test_rows_with_ids_of_zero_or_below_are_read_whatever_their_cursor(pair):
+    """A serial column takes explicit ids of 0 and below. The pass over NULL-cursor rows started after id 0
+    and a position before a cursor value's rows used id 0 too: such rows were never moved by `migrate`."""
+    ids = insert(pair, "system_messages", [
+        {"id": i, "created_at": OLD, "updated_at": updated, "severity": "info", "code": f"Z{i}", "body": "b"}
+        for i, updated in ((0, None), (-7, None), (5, None), (-2147483648, OLD), (-3, OLD), (2, OLD))])
+    stats = pair.run("system_messages", mode=FULL, batch_size=2)
+    assert (stats.read, stats.written) == (6, 6)
+    assert target_ids(pair, "system_messages") == set(ids)
+
+    # a differential run from the saved cursor (no look-back) reads the rows at that cursor before id 0 too
+    insert(pair, "system_messages", [{"id": -9, "created_at": OLD, "updated_at": LATER, "severity": "info",
+                                      "code": "LATE", "body": "b"}])
+    pair.src("UPDATE public.system_messages SET updated_at = :t WHERE id = -3", t=LATER)
+    again = pair.run("system_messages", mode=DIFFERENTIAL, batch_size=2, run_id="run-2")
+    assert again.written == 2 and target_ids(pair, "system_messages") == {*ids, -9}
+    assert_target_matches_oracle(pair, ["system_messages"])
+
+
 @pytest.mark.parametrize("extreme", ["-infinity", "infinity", "0001-01-01 00:00:00+00"])
 def test_rows_at_the_ends_of_time_are_each_migrated_once_and_the_cursor_saved_exactly(pair, extreme):
     """psycopg2 reads PostgreSQL's ±infinity as datetime.max/min: pages after them must still advance (they
