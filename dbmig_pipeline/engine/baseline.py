@@ -91,7 +91,7 @@ _LEDGER_FROM = sql.SQL(
 
 def _segment_query(id_col: sql.Composable, hash_expr: sql.Composable, from_clause: sql.Composable) -> sql.Composed:
     return sql.SQL(
-        "SELECT (({id} - %(lo)s) / %(width)s)::bigint AS seg, count(*), sum({h}) {src} GROUP BY 1"
+        "SELECT ({id}::bigint - %(lo)s) / %(width)s AS seg, count(*), sum({h}) {src} GROUP BY 1"
     ).format(id=id_col, h=_hash_prefix(hash_expr), src=from_clause)
 
 

@@ -338,6 +338,24 @@ def test_delete_guard_lets_a_small_share_through(pair):
     assert pair.dst("SELECT count(*) FROM dbmig.audit_log WHERE operation = 'delete_guard_halt'") == [(0,)]
 
 
+def test_ids_spanning_more_than_the_integer_range_are_compared_and_repaired(pair):
+    """An id range's segment was computed in int4 (`id - lo`): ids from -1 to 2147483647 overflowed and
+    baseline and reconcile failed for the whole entity."""
+    insert(pair, "offices", [{"id": i, "created_at": OLD, "updated_at": OLD, "name": f"Office {i}",
+                              "is_active": True} for i in (-2147483648, -1, 7, 2147483647)])
+    pair.run("offices", mode=FULL)
+    pair.src("UPDATE public.offices SET name = 'Renamed' WHERE id IN (-2147483648, 2147483647)")  # no bump
+    pair.src("DELETE FROM public.offices WHERE id = 7")
+    found = baseline(pair, "offices")
+    assert (found.changed, found.deleted, found.unchanged) == (2, 1, 1)
+    result = reconcile(pair, "offices", force=True)  # 1 of 4: past the guard's share
+    assert (result.repaired, result.soft_deleted) == (2, 1)
+    assert pair.dst("SELECT legacy_id, display_name, deleted_at IS NOT NULL FROM app.offices ORDER BY 1") == [
+        (-2147483648, "Renamed", False), (-1, "Office -1", False), (7, "Office 7", True),
+        (2147483647, "Renamed", False)]
+    assert baseline(pair, "offices").differences == 0
+
+
 def test_delete_guard_lets_fewer_rows_than_its_floor_through_whatever_their_share(pair):
     """A few real deletes in a small table are soft-deleted (MAPPING.md §4) without `--force-deletes`:
     the guard keeps its halt for tables large enough to be wiped (DBMIG_DELETE_GUARD_MIN_ROWS)."""
