@@ -77,7 +77,7 @@ def create_db_engine(url: str, side: SideSettings, settings: Settings, *, read_o
         connect_args["sslmode"] = side.sslmode
         if side.sslrootcert:
             connect_args["sslrootcert"] = side.sslrootcert
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
         pool_size=settings.pool_size,
         max_overflow=settings.pool_max_overflow,
@@ -86,6 +86,18 @@ def create_db_engine(url: str, side: SideSettings, settings: Settings, *, read_o
         connect_args=connect_args,
         hide_parameters=True,
     )
+    sa.event.listen(engine, "connect", _pin_time_zone)
+    return engine
+
+
+def _pin_time_zone(dbapi_conn, _record) -> None:
+    """UTC once more, after the connection started: libpq sends the client's PGTZ as a startup parameter,
+    which the server applies after `options`. The text of a timestamptz, and so every content hash
+    (`md5(ROW(…)::text)`), depends on the session's zone: two clients with different PGTZ would find
+    every row changed."""
+    with dbapi_conn.cursor() as cur:
+        cur.execute("SET TIME ZONE 'UTC'")
+    dbapi_conn.commit()
 
 
 #: The destination's oldest PostgreSQL: 13 brought `gen_random_uuid()` (the target's keys) and

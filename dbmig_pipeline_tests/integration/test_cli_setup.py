@@ -130,3 +130,28 @@ def test_a_destination_server_too_old_is_refused_at_start_up_naming_the_variable
         assert "point DBMIG_DEST_URL at a newer server" in message
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+def test_sessions_are_in_utc_whatever_the_clients_pgtz(tmp_path, make_database, monkeypatch, read_only):
+    """libpq sends PGTZ after the `options` that set UTC; a timestamptz's text, and so every content hash,
+    followed it: a client with another PGTZ found every row changed and rewrote whole tables."""
+    from dbmig_pipeline.db import create_db_engine
+    from dbmig_pipeline.settings import Settings
+
+    url = make_database("tz")
+    settings = Settings.from_env({"DBMIG_HOME": str(tmp_path), "DBMIG_SOURCE_URL": url, "DBMIG_DEST_URL": url,
+                                  "DAGSTER_PG_URL": url})
+    monkeypatch.setenv("PGTZ", "America/St_Johns")
+    engine = create_db_engine(url, settings.source, settings, read_only=read_only, purpose="tz")
+    try:
+        raw = engine.raw_connection()
+        try:
+            with raw.cursor() as cur:
+                cur.execute("SELECT current_setting('TimeZone'), "
+                            "ROW(timestamptz '2026-01-01 00:00:00+00')::text, current_setting('transaction_read_only')")
+                assert cur.fetchone() == ("UTC", '("2026-01-01 00:00:00+00")', "on" if read_only else "off")
+        finally:
+            raw.close()
+    finally:
+        engine.dispose()
