@@ -76,12 +76,17 @@ class EmbeddedServer:
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=_system_user())
 
 
+#: The server's own connections ignore the client's PGOPTIONS: a malformed one ("-c") made the server refuse
+#: them, which read as "still starting" and was waited for (STARTUP_WAIT_S) before failing.
+_NO_CLIENT_OPTIONS = ""
+
+
 class _autocommit:
     def __init__(self, dsn: str):
         self._dsn = dsn
 
     def __enter__(self):
-        self._conn = psycopg2.connect(self._dsn, connect_timeout=10)
+        self._conn = psycopg2.connect(self._dsn, connect_timeout=10, options=_NO_CLIENT_OPTIONS)
         self._conn.autocommit = True
         return self._conn.cursor()
 
@@ -110,7 +115,8 @@ def _is_reachable(pgdata: Path) -> bool:
         return False
     _, socket_dir, port = info
     try:
-        psycopg2.connect(host=str(socket_dir), port=port, user="postgres", dbname="postgres", connect_timeout=3).close()
+        psycopg2.connect(host=str(socket_dir), port=port, user="postgres", dbname="postgres", connect_timeout=3,
+                         options=_NO_CLIENT_OPTIONS).close()
         return True
     except psycopg2.OperationalError:
         return False

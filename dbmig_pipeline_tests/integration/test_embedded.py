@@ -20,6 +20,19 @@ def test_second_start_reuses_the_running_server(pg_server):
     assert _pid(again) == _pid(pg_server)
 
 
+def test_the_clients_pgoptions_do_not_reach_the_servers_own_connections(pg_server, monkeypatch):
+    """A malformed PGOPTIONS ("-c") made the server refuse the reuse check's connection, which read as a
+    server still starting: waited for ten minutes, then "did not accept connections"."""
+    monkeypatch.setenv("PGOPTIONS", "-c")
+    found: list = []
+    worker = threading.Thread(target=lambda: found.append(ensure_server(pg_server.pgdata.parent)), daemon=True)
+    worker.start()
+    worker.join(60)
+    assert found == [pg_server], "ensure_server waited for a server that runs"
+    assert pg_server.ensure_database("pgoptions_check") is True
+    pg_server.drop_database("pgoptions_check")
+
+
 def test_databases_are_created_once(pg_server):
     assert pg_server.ensure_database("reuse_check") is True
     assert pg_server.ensure_database("reuse_check") is False
