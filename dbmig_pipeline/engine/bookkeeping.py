@@ -214,6 +214,8 @@ class ControlRow:
     partition_key: str
     status: str
     cursor: Position | None
+    #: the run that last started a pass over the partition
+    run_id: str | None = None
 
 
 def read_control(cur, entity: str, keys: Sequence[str]) -> dict[str, ControlRow]:
@@ -223,19 +225,29 @@ def read_control(cur, entity: str, keys: Sequence[str]) -> dict[str, ControlRow]
     cur.execute(
         sql.SQL(
             """
-            SELECT partition_key, status, cursor_updated_at, cursor_id, {text}
+            SELECT partition_key, status, cursor_updated_at, cursor_id, {text}, run_id
               FROM dbmig.migration_control WHERE entity = %s AND partition_key = ANY(%s)
             """
         ).format(text=exact_text(sql.Identifier("cursor_updated_at"))),
         (entity, list(keys)),
     )
     rows = {}
-    for key, status, ts, cursor_id, ts_text in cur.fetchall():
+    for key, status, ts, cursor_id, ts_text, run_id in cur.fetchall():
         cursor = None
         if cursor_id is not None:
             cursor = Position(ts=ts, id=cursor_id, in_nulls=ts is None, ts_text=ts_text)
-        rows[key] = ControlRow(key, status, cursor)
+        rows[key] = ControlRow(key, status, cursor, run_id)
     return rows
+
+
+def pass_mode(cur, entity: str, run_id: str | None) -> str | None:
+    """The mode (full, differential) a run's pass of `entity` started in, from its `run_started` audit row."""
+    if run_id is None:
+        return None
+    cur.execute("SELECT details->>'mode' FROM dbmig.audit_log WHERE operation = 'run_started' AND entity = %s"
+                " AND run_id = %s ORDER BY id DESC LIMIT 1", (entity, run_id))
+    found = cur.fetchone()
+    return found[0] if found else None
 
 
 def start_partitions(cur, entity: str, keys: Sequence[str], run_id: str | None) -> dict[str, ControlRow]:

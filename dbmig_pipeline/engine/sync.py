@@ -316,6 +316,12 @@ class EntitySync:
         self.src.commit()
         with self.dst.cursor() as cur:
             before = bk.start_partitions(cur, self.spec.name, self.keys, self.run.run_id)
+            resumable = resuming_partition(before, self.partitions)
+            if (self.run.mode == FULL and resumable is not None
+                    and bk.pass_mode(cur, self.spec.name, before[resumable.key].run_id) != FULL):
+                # A full pass re-reads the window: it resumes an interrupted full pass only, never a
+                # differential one (which would skip every row before its cursor).
+                before = {}
             self.batch_offset = bk.last_batch_no(cur, self.spec.name, self.run.run_id)
             bk.audit(cur, "run_started", entity=self.spec.name, partition_key=self._range_label(),
                      run_id=self.run.run_id, operator=self.run.operator, details={"mode": self.run.mode})

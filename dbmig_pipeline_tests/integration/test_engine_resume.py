@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 
 from dbmig_pipeline.demo.seed import seed_legacy
-from dbmig_pipeline.engine.sync import FULL, EntitySync, SyncStats
+from dbmig_pipeline.engine.sync import DIFFERENTIAL, FULL, EntitySync, SyncStats
 from dbmig_pipeline.entities import ENTITY_NAMES
 from dbmig_pipeline_tests.integration.engine_helpers import (
     assert_target_matches_oracle,
@@ -143,6 +143,30 @@ def test_a_step_retried_in_the_same_run_goes_on_and_numbers_its_batches_after_th
     numbers = pair.dst("SELECT batch_no FROM dbmig.audit_log WHERE operation = 'batch_committed'"
                        " AND entity = 'patients' ORDER BY id")
     assert [n for (n,) in numbers] == list(range(1, len(numbers) + 1))
+
+
+def test_a_full_pass_after_a_failed_differential_one_re_reads_the_whole_window(pair):
+    """`--full` resumed the failed differential pass at its cursor: a row changed without a bump before
+    that cursor (what a full pass is run for) was skipped. An interrupted full pass is still resumed."""
+    _twenty_patients(pair)
+    pair.run("patients")
+
+    def fail_after_two(event):
+        if event.batch_no == 2:
+            raise TechnicalFailure("connection lost")
+
+    pair.src("UPDATE public.patients SET updated_at = updated_at + interval '1 day'")  # all 20 bumped
+    with pytest.raises(TechnicalFailure):  # the differential pass stops with a cursor past 14 of them
+        pair.run("patients", mode=DIFFERENTIAL, run_id="run-diff", on_progress=fail_after_two, writers=1)
+    pair.src("UPDATE public.patients SET last_name = 'Silent' WHERE id = 3")  # no bump, before the cursor
+    full = pair.run("patients", mode=FULL, run_id="run-full")
+    assert full.read == 20 and full.written == 7  # the 6 left by the failed pass and the silent change
+    assert pair.dst("SELECT family_name FROM app.patients WHERE legacy_id = 3") == [("Silent",)]
+
+    with pytest.raises(TechnicalFailure):  # a full pass that fails ...
+        pair.run("patients", mode=FULL, run_id="run-full-2", on_progress=fail_after_two, writers=1)
+    resumed = pair.run("patients", mode=FULL, run_id="run-full-3")  # ... is resumed by the next one
+    assert resumed.read == 20 - 14
 
 
 def test_checkpoints_every_n_batches_still_end_exact(pair):
