@@ -34,6 +34,9 @@ concurrency:
       - {key: dbmig/entity.system_messages, limit: 1}
   pools:
     default_limit: 3
+run_monitoring:
+  enabled: true
+  free_slots_after_run_end_seconds: 60
 telemetry:
   enabled: false
 nux:

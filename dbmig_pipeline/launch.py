@@ -15,8 +15,8 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from dbmig_pipeline import startup
-from dbmig_pipeline.assets import FULL_TAG, OPERATOR_TAG, PROGRESS_TAG, daily_partitions
+from dbmig_pipeline import run_reaper, startup
+from dbmig_pipeline.assets import FULL_TAG, OPERATOR_TAG, PROGRESS_TAG, SOURCE_POOL, daily_partitions
 from dbmig_pipeline.db import Databases
 from dbmig_pipeline.definitions import MIGRATION_JOB, build_definitions
 from dbmig_pipeline.engine.partitions import key_range
@@ -83,6 +83,13 @@ def _cli_instance() -> Iterator[dg.DagsterInstance]:
         yield instance
 
 
+def _reap(instance: dg.DagsterInstance) -> None:
+    """Runs of killed `dbmig` processes failed, their source slots freed (dbmig_pipeline/run_reaper.py)."""
+    for run_id in run_reaper.reap(instance, [SOURCE_POOL]):
+        print(f"dbmig: run {run_id} was left unfinished by a dbmig process that is gone (killed?): marked failed, "
+              "its slots of the source pool freed", file=sys.stderr)
+
+
 def run_migration(databases: Databases, *, entities: list[str] | None = None, partition: str | None = None,
                   date_from: date | None = None, date_to: date | None = None, full: bool = False,
                   progress: bool = True) -> MigrationOutcome:
@@ -96,7 +103,8 @@ def run_migration(databases: Databases, *, entities: list[str] | None = None, pa
         "dagster/asset_partition_range_start": keys[0],
         "dagster/asset_partition_range_end": keys[-1],
         OPERATOR_TAG: current_operator(),
-        "dbmig/launched_by": "cli",
+        **run_reaper.LAUNCHED_BY_CLI,
+        run_reaper.PROCESS_TAG: run_reaper.this_process(),
     }
     if full:
         tags[FULL_TAG] = "true"
@@ -105,6 +113,7 @@ def run_migration(databases: Databases, *, entities: list[str] | None = None, pa
     subset = None if set(entities) == set(ENTITY_NAMES) else entities
     job = build_definitions(databases.settings, entities=subset).resolve_job_def(MIGRATION_JOB)
     with _cli_instance() as instance:
+        _reap(instance)
         result = job.execute_in_process(
             instance=instance,
             tags=tags,
@@ -166,8 +175,10 @@ def run_reconciliation(databases: Databases, *, entities: list[str] | None = Non
     }
     job = build_definitions(databases.settings).resolve_job_def(RECONCILE_JOB)
     with _cli_instance() as instance:
+        _reap(instance)
         result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False,
-                                        tags={OPERATOR_TAG: current_operator(), "dbmig/launched_by": "cli"})
+                                        tags={OPERATOR_TAG: current_operator(), **run_reaper.LAUNCHED_BY_CLI,
+                                              run_reaper.PROCESS_TAG: run_reaper.this_process()})
     summaries: dict = {}
     for event in result.asset_materializations_for_node(RECONCILE_ASSET):
         summaries.update({k: v.value for k, v in event.metadata.items()})

@@ -161,3 +161,48 @@ def test_a_version_the_guard_keeps_out_is_shown_and_reconcile_takes_the_source(t
     reconciled = run_dbmig("reconcile", "--entity", "offices", env=env, timeout=300)
     assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
     assert _scalar(env["DBMIG_DEST_URL"], display) == "Now"
+
+
+def test_runs_of_killed_processes_give_their_source_slots_back(tmp_path, make_database, monkeypatch):
+    """A `dbmig migrate` killed mid-run left its run STARTED and its slots of the source pool claimed:
+    after three such crashes every later run waited for a slot for ever, silently. The next run fails
+    the runs whose process is gone and frees every slot a finished run holds; a live one keeps its own."""
+    import socket
+    import subprocess
+    import uuid
+
+    import dagster as dg
+
+    from dbmig_pipeline.assets import SOURCE_POOL
+    from dbmig_pipeline.run_reaper import LAUNCHED_BY_CLI, PROCESS_TAG, _start_time
+
+    env = _env(tmp_path, make_database)
+    assert run_dbmig("migrate", "--json", env=env, timeout=300).returncode == 0  # the instance and its pool
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    alive = subprocess.Popen(["sleep", "300"])
+    monkeypatch.setenv("DAGSTER_PG_URL", env["DAGSTER_PG_URL"])
+    host = socket.gethostname()
+    try:
+        with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+            def holding_a_slot(pid: int, status: dg.DagsterRunStatus) -> str:
+                run_id = str(uuid.uuid4())
+                instance.add_run(dg.DagsterRun(job_name="migrate_all", run_id=run_id, status=status, tags={
+                    **LAUNCHED_BY_CLI, PROCESS_TAG: f"{host}:{pid}:{_start_time(pid)}"}))
+                instance.event_log_storage.claim_concurrency_slot(SOURCE_POOL, run_id, "patients")
+                return run_id
+
+            crashed = [holding_a_slot(gone.pid, dg.DagsterRunStatus.STARTED) for _ in range(2)]
+            ended = holding_a_slot(gone.pid, dg.DagsterRunStatus.FAILURE)  # failed by hand, its slot kept
+            running = holding_a_slot(alive.pid, dg.DagsterRunStatus.STARTED)  # every slot is taken: it waits
+            result = run_dbmig("migrate", "--json", env=env, timeout=180)
+            assert result.returncode == 0, result.stderr
+            assert all(f"run {run_id} was left unfinished" in result.stderr for run_id in crashed)
+            statuses = {run_id: instance.get_run_by_id(run_id).status for run_id in [*crashed, ended, running]}
+            assert statuses == {**{r: dg.DagsterRunStatus.FAILURE for r in [*crashed, ended]},
+                                running: dg.DagsterRunStatus.STARTED}
+            info = instance.event_log_storage.get_concurrency_info(SOURCE_POOL)
+            assert info.active_run_ids | info.assigned_run_ids | info.pending_run_ids == {running}
+    finally:
+        alive.kill()
+        alive.wait()
