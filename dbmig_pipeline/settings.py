@@ -254,7 +254,7 @@ class Settings:
     #: DBMIG_WRITERS: batches of one entity written at once, each on its own destination connection
     writers: int = 2
     #: DBMIG_BATCH_RETRIES: in-batch retries of a technical failure before the step fails
-    batch_retries: int = 3
+    batch_retries: int = 5
     pool_size: int = 5
     pool_max_overflow: int = 5
     pool_recycle_s: int = 1800
@@ -308,7 +308,7 @@ class Settings:
             batch_size=_parse_int(env, "DBMIG_BATCH_SIZE", 10_000, minimum=1),
             checkpoint_every=_parse_int(env, "DBMIG_CHECKPOINT_EVERY", 1, minimum=1),
             writers=_parse_int(env, "DBMIG_WRITERS", 2, minimum=1),
-            batch_retries=_parse_int(env, "DBMIG_BATCH_RETRIES", 3, minimum=0),
+            batch_retries=_parse_int(env, "DBMIG_BATCH_RETRIES", 5, minimum=0),
             pool_size=_parse_int(env, "DBMIG_POOL_SIZE", 5, minimum=1),
             pool_max_overflow=_parse_int(env, "DBMIG_POOL_MAX_OVERFLOW", 5, minimum=0),
             pool_recycle_s=_parse_int(env, "DBMIG_POOL_RECYCLE_SECONDS", 1800, minimum=1),

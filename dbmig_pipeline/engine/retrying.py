@@ -33,8 +33,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: DBMIG_BATCH_RETRIES: attempts after the first one
-DEFAULT_BATCH_RETRIES = 3
+#: DBMIG_BATCH_RETRIES: attempts after the first one. Five wait 15–18 s in all: a database restarted
+#: (or failed over) within that time does not fail the step, nor the run with it when Dagster's own
+#: storage lives on the same server and cannot record the step's failure.
+DEFAULT_BATCH_RETRIES = 5
 #: Seconds: the first wait, doubling up to the cap, each plus up to FIRST_WAIT_S at random so
 #: that steps hit by the same outage do not all come back at the same instant.
 FIRST_WAIT_S, MAX_WAIT_S = 0.5, 10.0
