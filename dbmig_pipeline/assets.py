@@ -4,6 +4,8 @@ Thin by design: each asset resolves its partition range, calls the engine
 and reports what happened. No SQL here. (No `from __future__ import annotations`: Dagster reads the
 config and resource annotations of the asset functions at definition time.)
 """
+import sys
+import time
 import warnings
 from datetime import timedelta
 
@@ -61,14 +63,21 @@ def _terminal():
         return None
 
 
+#: Seconds between two progress lines of an entity on a stderr that is not a terminal (a cron log, CI).
+PROGRESS_LINE_EVERY_S = 30.0
+
+
 def _progress_reporter(context: dg.AssetExecutionContext, spec: EntitySpec):
-    """Progress lines in the run log; with the CLI's tag, also a bar with ETA on the terminal."""
+    """Progress lines in the run log; with the CLI's tag, also a bar with ETA on the terminal, or (stderr
+    not a terminal) a timestamped line every PROGRESS_LINE_EVERY_S on stderr, which the CLI's run mirrors."""
     bar = None
-    terminal = _terminal() if context.run.tags.get(PROGRESS_TAG) == "bar" else None
+    mode = context.run.tags.get(PROGRESS_TAG)
+    terminal = _terminal() if mode == "bar" else None
     if terminal is not None:
         from tqdm import tqdm
 
         bar = tqdm(desc=spec.name, unit="rows", leave=True, dynamic_ncols=True, file=terminal)
+    last_line = [time.monotonic()]
 
     def report(event: ProgressEvent) -> None:
         context.log.info(event.describe())
@@ -76,6 +85,9 @@ def _progress_reporter(context: dg.AssetExecutionContext, spec: EntitySpec):
             bar.total = event.total or None
             bar.n = event.done
             bar.refresh()
+        elif mode == "lines" and time.monotonic() - last_line[0] >= PROGRESS_LINE_EVERY_S:
+            last_line[0] = time.monotonic()
+            print(f"[{time.strftime('%H:%M:%S')}] {event.describe()}", file=sys.stderr, flush=True)
 
     return report, bar
 

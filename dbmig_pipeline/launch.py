@@ -108,8 +108,8 @@ def run_migration(databases: Databases, *, entities: list[str] | None = None, pa
     }
     if full:
         tags[FULL_TAG] = "true"
-    if progress and sys.stderr.isatty():
-        tags[PROGRESS_TAG] = "bar"
+    if progress:  # a bar on a terminal; timestamped lines in a log (cron, CI)
+        tags[PROGRESS_TAG] = "bar" if sys.stderr.isatty() else "lines"
     subset = None if set(entities) == set(ENTITY_NAMES) else entities
     job = build_definitions(databases.settings, entities=subset).resolve_job_def(MIGRATION_JOB)
     with _cli_instance() as instance:

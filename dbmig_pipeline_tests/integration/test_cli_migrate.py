@@ -206,3 +206,23 @@ def test_runs_of_killed_processes_give_their_source_slots_back(tmp_path, make_da
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_progress_reaches_a_log_that_is_not_a_terminal(tmp_path, make_database):
+    """Under cron or CI nothing showed how a long run was going until it ended: with stderr not a
+    terminal, each entity writes a timestamped progress line every PROGRESS_LINE_EVERY_S (0 here)."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("DBMIG_", "DAGSTER_"))},
+           **_env(tmp_path, make_database)}
+    program = ("import sys, dbmig_pipeline.assets as assets; assets.PROGRESS_LINE_EVERY_S = 0; "
+               "from dbmig_pipeline.cli import main; sys.argv = ['dbmig', 'migrate']; main()")
+    result = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=300,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    lines = re.findall(r"^\[\d\d:\d\d:\d\d\] patients: batch (\d+), ([\d,]+) of ([\d,]+) rows", result.stderr, re.M)
+    patients = _scalar(env["DBMIG_SOURCE_URL"], "SELECT count(*) FROM public.patients")
+    assert lines and lines[-1][1] == lines[-1][2] == f"{patients:,}", result.stderr
