@@ -40,15 +40,44 @@ class ConfigError(ValueError):
     """A setting is missing or wrong; the message names the variable."""
 
 
+#: The form every URL variable takes, shown when a value is not one.
+URL_FORM = "postgresql://user:password@host:5432/dbname"
+#: libpq's password parameters in a URL's query (`?password=`, `&sslpassword=`): up to the next `&`.
+QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#\s]*", re.IGNORECASE)
+#: The same as libpq key=value settings (`password=…`, `password='a b'`): up to the next blank.
+KEYWORD_PASSWORD = re.compile(r"((?<![\w?&])(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S*)", re.IGNORECASE)
+_KEYWORD_DSN = re.compile(r"\s*[A-Za-z_]+\s*=")
+
+
+def redact_secrets(text: str) -> str:
+    """`text` with anything password-like replaced by ***: key=value and query `password=` /
+    `sslpassword=`, and a URL's `user:password@`, taken to end at the last `@` (a password
+    may hold an unencoded `@`; hiding too much is safe, too little is not)."""
+    text = QUERY_PASSWORD.sub(r"\1***", text)
+    text = KEYWORD_PASSWORD.sub(r"\1***", text)
+    if _KEYWORD_DSN.match(text):
+        return text  # libpq key=value: its only secrets are the password settings
+    head, at, rest = text.rpartition("@")
+    if not at:
+        return text
+    scheme, sep, userinfo = head.partition("://") if "://" in head else ("", "", head)
+    user, colon, _ = userinfo.partition(":")
+    shown = f"{user}:***" if colon and re.fullmatch(r"[\w.%-]*", user) else "***"
+    return f"{scheme}{sep}{shown}@{rest}"
+
+
 def mask_url(url: str | URL | None) -> str:
-    """The URL with its password replaced by ***, safe to print anywhere."""
+    """The URL with every password (user info, `?password=`, `?sslpassword=`) replaced by ***, safe to
+    print anywhere."""
     if url is None:
         return "(embedded default)"
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except (ArgumentError, ValueError):
-        # Unparseable: hide anything between "://user:" and "@".
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+        return redact_secrets(str(url))
+    if "@" in (parsed.host or ""):  # an unencoded @ in the password: only the last one surely ends it
+        return redact_secrets(parsed.render_as_string(hide_password=False))
+    return QUERY_PASSWORD.sub(r"\1***", parsed.render_as_string(hide_password=True))
 
 
 def normalise_url(url: str | URL) -> str:
@@ -78,18 +107,39 @@ def never_leaves_the_machine(url: str, env: Mapping[str, str]) -> bool:
     return all(not h.strip() or h.strip().startswith(("/", "@")) for h in entries.split(","))
 
 
+def _not_a_url(name: str, raw: str) -> ConfigError:
+    """What is wrong with a value that does not parse as a URL, and the form wanted; never the value
+    itself (a DSN or a JDBC URL carries its password elsewhere than a URL would)."""
+    if _KEYWORD_DSN.match(raw):
+        what = "looks like a libpq key=value string"
+    elif raw.lower().startswith("jdbc:"):
+        what = "is a JDBC URL (drop the `jdbc:` prefix)"
+    elif "://" not in raw:
+        what = "has no scheme"
+    else:
+        what = "cannot be parsed"
+    return ConfigError(f"{name} is not a database URL: it {what}; write it as {URL_FORM} "
+                       f"(got {redact_secrets(raw)})")
+
+
 def _parse_url(env: Mapping[str, str], name: str) -> str | None:
     raw = env.get(name, "").strip()
     if not raw:
         return None
     try:
         url = make_url(raw)
-    except (ArgumentError, ValueError) as exc:
-        raise ConfigError(f"{name} is not a database URL ({mask_url(raw)}): {exc}") from None
+    except (ArgumentError, ValueError):
+        raise _not_a_url(name, raw) from None
     if url.get_backend_name() != "postgresql":
         raise ConfigError(
-            f"{name} must be a PostgreSQL URL like postgresql://user:password@host:5432/dbname, "
+            f"{name} must be a PostgreSQL URL like {URL_FORM}, "
             f"got the {url.get_backend_name()!r} scheme ({mask_url(raw)})"
+        )
+    if "@" in (url.host or ""):
+        # libpq (psql) ends the user info at the first @, a person means the last: refused, not guessed.
+        raise ConfigError(
+            f"{name} has more than one @ before its host ({mask_url(raw)}): write an @ inside the "
+            "password or user name as %40, e.g. postgresql://user:pass%40word@host:5432/dbname"
         )
     if not url.database:
         raise ConfigError(f"{name} names no database ({mask_url(raw)}): add /dbname to the URL")

@@ -155,3 +155,18 @@ def test_sessions_are_in_utc_whatever_the_clients_pgtz(tmp_path, make_database, 
             raw.close()
     finally:
         engine.dispose()
+
+
+def test_config_masks_a_password_given_as_libpq_query_parameter(tmp_path, make_database):
+    """`?password=` is libpq's too: it connects, and `dbmig config` shows every URL without it."""
+    secret = "S3cr3t-Zebra-42"
+    env = {"DBMIG_HOME": str(tmp_path),
+           "DBMIG_SOURCE_URL": make_database("source") + f"&password={secret}",
+           "DBMIG_DEST_URL": make_database("dest") + f"&sslpassword={secret}",
+           "DAGSTER_PG_URL": make_database("dagster") + f"&password={secret}"}
+    result = run_dbmig("config", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "both databases reached: ok" in result.stdout
+    assert secret not in result.stdout + result.stderr
+    assert result.stdout.count("?password=***") + result.stdout.count("&password=***") == 2
+    assert "sslpassword=***" in result.stdout
