@@ -84,10 +84,10 @@ def normalise_url(url: str | URL) -> str:
     """The URL with the psycopg2 driver made explicit.
 
     SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; dbmig (and
-    dagster-postgres) run on psycopg2.
+    dagster-postgres) run on psycopg2. libpq's `postgres://` means the same.
     """
     parsed = make_url(url)
-    if parsed.drivername == "postgresql":
+    if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg2")
     return parsed.render_as_string(hide_password=False)
 
@@ -130,6 +130,8 @@ def _parse_url(env: Mapping[str, str], name: str) -> str | None:
         url = make_url(raw)
     except (ArgumentError, ValueError):
         raise _not_a_url(name, raw) from None
+    if url.get_backend_name() == "postgres":  # libpq's other spelling
+        url = url.set(drivername="postgresql" + url.drivername.removeprefix("postgres"))
     if url.get_backend_name() != "postgresql":
         raise ConfigError(
             f"{name} must be a PostgreSQL URL like {URL_FORM}, "

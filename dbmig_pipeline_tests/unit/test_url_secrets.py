@@ -2,7 +2,7 @@
 import pytest
 
 from dbmig_pipeline.engine.alerts import redact
-from dbmig_pipeline.settings import URL_FORM, ConfigError, Settings, mask_url
+from dbmig_pipeline.settings import URL_FORM, ConfigError, Settings, mask_url, normalise_url
 from dbmig_pipeline_tests.integration.security.cli_runner import invoke_cli
 
 SECRET = "S3cr3t-Zebra-42"
@@ -72,3 +72,12 @@ def test_mask_url_hides_all_of_a_password_that_holds_an_at_sign():
 def test_alert_text_hides_all_of_a_password_that_holds_an_at_sign():
     masked = redact("cannot connect to postgresql://reader:S3cr3t@Zebra-42@db:5432/legacy: timeout")
     assert masked == "cannot connect to postgresql://reader:***@db:5432/legacy: timeout"
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgres+psycopg2"])
+def test_libpq_postgres_scheme_is_accepted_as_postgresql_on_psycopg2(scheme):
+    settings = Settings.from_env({"DBMIG_SOURCE_URL": f"{scheme}://reader:{SECRET}@db.example:5432/legacy",
+                                  "DAGSTER_PG_URL": f"{scheme}://dagster@db.example/dagster"})
+    assert settings.source.url == f"postgresql+psycopg2://reader:{SECRET}@db.example:5432/legacy"
+    assert settings.dagster_pg_url == "postgresql+psycopg2://dagster@db.example/dagster"
+    assert normalise_url("postgres://u@h/d") == "postgresql+psycopg2://u@h/d"
