@@ -153,7 +153,9 @@ def _parse_url(env: Mapping[str, str], name: str) -> str | None:
     return normalise_url(url)
 
 
-def _parse_int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+def _parse_int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int) -> int:
+    """A whole number within [minimum, maximum]: a value beyond any sane use would otherwise pass here and
+    fail much later (a bigint overflow after rows were written, a C int overflow in a timeout)."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -162,7 +164,9 @@ def _parse_int(env: Mapping[str, str], name: str, default: int, *, minimum: int)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+        raise ConfigError(f"{name} must be at least {minimum} (from {minimum:,} to {maximum:,}), got {value}")
+    if value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum:,} (from {minimum:,} to {maximum:,}), got {value}")
     return value
 
 
@@ -235,7 +239,7 @@ def _parse_mask_key(env: Mapping[str, str], mask_pii: bool) -> bytes | None:
 
 def _parse_sync_interval(env: Mapping[str, str], name: str, default: int) -> int:
     """Minutes that a cron expression can repeat evenly: a divisor of 60, or whole hours dividing a day."""
-    minutes = _parse_int(env, name, default, minimum=1)
+    minutes = _parse_int(env, name, default, minimum=1, maximum=1440)
     if 60 % minutes and (minutes % 60 or 1440 % minutes):
         raise ConfigError(f"{name} must divide an hour (1-60) or be whole hours that divide a day, got {minutes}")
     return minutes
@@ -348,29 +352,29 @@ class Settings:
         source = _parse_side(env, "SOURCE", default_ssl)
         dest = _parse_side(env, "DEST", default_ssl)
         mask_pii = _parse_bool(env, "DBMIG_MASK_PII", False)
-        share_pct = _parse_int(env, "DBMIG_DELETE_GUARD_PERCENT", 10, minimum=0)
-        if share_pct > 100:
-            raise ConfigError(f"DBMIG_DELETE_GUARD_PERCENT must be between 0 and 100, got {share_pct}")
+        share_pct = _parse_int(env, "DBMIG_DELETE_GUARD_PERCENT", 10, minimum=0, maximum=100)
         settings = cls(
             home=home,
             dagster_home=dagster_home,
             source=source,
             dest=dest,
             dagster_pg_url=_parse_url(env, "DAGSTER_PG_URL"),
-            batch_size=_parse_int(env, "DBMIG_BATCH_SIZE", 10_000, minimum=1),
-            checkpoint_every=_parse_int(env, "DBMIG_CHECKPOINT_EVERY", 1, minimum=1),
-            writers=_parse_int(env, "DBMIG_WRITERS", 2, minimum=1),
-            batch_retries=_parse_int(env, "DBMIG_BATCH_RETRIES", 3, minimum=0),
-            pool_size=_parse_int(env, "DBMIG_POOL_SIZE", 5, minimum=1),
-            pool_max_overflow=_parse_int(env, "DBMIG_POOL_MAX_OVERFLOW", 5, minimum=0),
-            pool_recycle_s=_parse_int(env, "DBMIG_POOL_RECYCLE_SECONDS", 1800, minimum=1),
-            connect_timeout_s=_parse_int(env, "DBMIG_CONNECT_TIMEOUT", 10, minimum=1),
-            connect_retries=_parse_int(env, "DBMIG_CONNECT_RETRIES", 3, minimum=0),
-            lookback_s=_parse_int(env, "DBMIG_LOOKBACK_SECONDS", 300, minimum=0),
+            batch_size=_parse_int(env, "DBMIG_BATCH_SIZE", 10_000, minimum=1, maximum=1_000_000),
+            checkpoint_every=_parse_int(env, "DBMIG_CHECKPOINT_EVERY", 1, minimum=1, maximum=10_000),
+            writers=_parse_int(env, "DBMIG_WRITERS", 2, minimum=1, maximum=32),
+            batch_retries=_parse_int(env, "DBMIG_BATCH_RETRIES", 3, minimum=0, maximum=20),
+            pool_size=_parse_int(env, "DBMIG_POOL_SIZE", 5, minimum=1, maximum=100),
+            pool_max_overflow=_parse_int(env, "DBMIG_POOL_MAX_OVERFLOW", 5, minimum=0, maximum=100),
+            pool_recycle_s=_parse_int(env, "DBMIG_POOL_RECYCLE_SECONDS", 1800, minimum=1,
+                                      maximum=86_400),
+            connect_timeout_s=_parse_int(env, "DBMIG_CONNECT_TIMEOUT", 10, minimum=1, maximum=3600),
+            connect_retries=_parse_int(env, "DBMIG_CONNECT_RETRIES", 3, minimum=0, maximum=20),
+            lookback_s=_parse_int(env, "DBMIG_LOOKBACK_SECONDS", 300, minimum=0, maximum=2_592_000),
             partition_start=_parse_date(env, "DBMIG_PARTITION_START", _installation_day(home)),
             partition_start_is_default=not env.get("DBMIG_PARTITION_START", "").strip(),
             delete_guard_share=share_pct / 100,
-            delete_guard_min_rows=_parse_int(env, "DBMIG_DELETE_GUARD_MIN_ROWS", DEFAULT_DELETE_GUARD_MIN_ROWS, minimum=0),
+            delete_guard_min_rows=_parse_int(env, "DBMIG_DELETE_GUARD_MIN_ROWS", DEFAULT_DELETE_GUARD_MIN_ROWS,
+                                              minimum=0, maximum=1_000_000_000),
             automation=_parse_bool(env, "DBMIG_AUTOMATION", False),
             sync_interval_minutes=_parse_sync_interval(env, "DBMIG_SYNC_INTERVAL_MINUTES", 15),
             alert_webhook_url=_parse_webhook(env, "DBMIG_ALERT_WEBHOOK_URL"),

@@ -170,3 +170,18 @@ def test_config_masks_a_password_given_as_libpq_query_parameter(tmp_path, make_d
     assert secret not in result.stdout + result.stderr
     assert result.stdout.count("?password=***") + result.stdout.count("&password=***") == 2
     assert "sslpassword=***" in result.stdout
+
+
+@pytest.mark.parametrize(("setting", "named"), [
+    ({"DBMIG_BATCH_SIZE": "99999999999999999999"}, "DBMIG_BATCH_SIZE must be at most 1,000,000"),
+])
+def test_migrate_with_a_setting_out_of_range_writes_nothing_and_names_it(tmp_path, make_database, setting, named):
+    dest = make_database("dest")
+    result = run_dbmig("migrate", env={"DBMIG_HOME": str(tmp_path), "DBMIG_SOURCE_URL": make_database("source"),
+                                       "DBMIG_DEST_URL": dest, "DAGSTER_PG_URL": make_database("dagster"), **setting})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith(f"dbmig: error: {named}") and "Traceback" not in result.stderr
+    engine = sa.create_engine(dest)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT to_regnamespace('dbmig')")).scalar_one() is None
+    engine.dispose()
