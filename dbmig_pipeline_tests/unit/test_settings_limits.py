@@ -1,7 +1,9 @@
 """Values that pass a type check but would fail mid-run are refused at start-up, naming the variable."""
+from datetime import UTC, date, datetime, timedelta
+
 import pytest
 
-from dbmig_pipeline.settings import ConfigError, Settings
+from dbmig_pipeline.settings import EARLIEST_PARTITION_START, ConfigError, Settings
 
 #: variable, the smallest and the largest value accepted (README's Configuration table)
 LIMITS = [
@@ -41,3 +43,36 @@ def test_every_whole_number_has_a_range_and_the_message_gives_it(tmp_path, name,
 def test_the_values_of_the_review_are_refused(tmp_path, name, value):
     with pytest.raises(ConfigError, match=f"^{name} must be at most"):
         Settings.from_env({"DBMIG_HOME": str(tmp_path), name: value})
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+@pytest.mark.parametrize("start", [
+    "2099-01-01",  # no partition yet: every run found none (IndexError in plan.py)
+    "0001-01-01",  # Dagster wrote the key as "1-01-01" and could not read it back
+    (EARLIEST_PARTITION_START - timedelta(days=1)).isoformat(),
+])
+def test_a_partition_start_in_the_future_or_too_far_back_is_refused(tmp_path, start):
+    with pytest.raises(ConfigError, match=f"DBMIG_PARTITION_START must be a day from 1900-01-01 to today .* got {start}"):
+        Settings.from_env({"DBMIG_HOME": str(tmp_path), "DBMIG_PARTITION_START": start})
+    tomorrow = _today() + timedelta(days=1)
+    with pytest.raises(ConfigError, match="DBMIG_PARTITION_START"):
+        Settings.from_env({"DBMIG_HOME": str(tmp_path), "DBMIG_PARTITION_START": tomorrow.isoformat()})
+
+
+@pytest.mark.parametrize("start", [EARLIEST_PARTITION_START, _today()])
+def test_the_bounds_themselves_give_dagster_partitions_that_work(tmp_path, start):
+    from dbmig_pipeline.assets import daily_partitions
+
+    settings = Settings.from_env({"DBMIG_HOME": str(tmp_path), "DBMIG_PARTITION_START": start.isoformat()})
+    keys = daily_partitions(settings).get_partition_keys()
+    assert keys[0] == start.isoformat() and keys[-1] >= _today().isoformat()
+
+
+def test_a_pinned_partition_start_in_the_future_names_its_file(tmp_path):
+    """The clock went back since DBMIG_HOME was first used."""
+    (tmp_path / "partition_start").write_text("2099-01-01\n")
+    with pytest.raises(ConfigError, match="the date in .*partition_start \\(fix or delete it\\) must be a day"):
+        Settings.from_env({"DBMIG_HOME": str(tmp_path)})
