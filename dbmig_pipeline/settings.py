@@ -215,6 +215,24 @@ def _parse_partition_start(env: Mapping[str, str], name: str, default: date) -> 
     return _check_partition_start(day, name)
 
 
+def _writable_folder(path: Path, name: str) -> Path:
+    """`path` if it is a folder this user may write, or one it may create: the embedded server, Dagster
+    and the pinned partition start write there later, where a failure would be a traceback mid-command."""
+    existing = path
+    try:
+        while not existing.exists():
+            existing = existing.parent
+    except OSError as exc:  # an ancestor this user may not search
+        raise ConfigError(f"{name}={path} cannot be reached: {exc.strerror} ({exc.filename})") from None
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"is inside {existing}, which is a file"
+        raise ConfigError(f"{name}={path} {where}; point {name} at a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "is" if existing == path else f"would be created in {existing}, which is"
+        raise ConfigError(f"{name}={path} {what} not writable by this user; point {name} at a folder it may write")
+    return path
+
+
 def _parse_file(env: Mapping[str, str], name: str) -> str | None:
     raw = env.get(name, "").strip()
     if raw and not Path(raw).is_file():
@@ -364,8 +382,10 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
-        home = Path(env.get("DBMIG_HOME", "").strip() or ".dbmig").expanduser().absolute()
-        dagster_home = Path(env.get("DAGSTER_HOME", "").strip() or home / "dagster_home").expanduser().absolute()
+        home = _writable_folder(Path(env.get("DBMIG_HOME", "").strip() or ".dbmig").expanduser().absolute(),
+                                "DBMIG_HOME")
+        dagster_home = _writable_folder(
+            Path(env.get("DAGSTER_HOME", "").strip() or home / "dagster_home").expanduser().absolute(), "DAGSTER_HOME")
         default_ssl = _parse_choice(env, "DBMIG_SSLMODE", "prefer", SSL_MODES)
         source = _parse_side(env, "SOURCE", default_ssl)
         dest = _parse_side(env, "DEST", default_ssl)

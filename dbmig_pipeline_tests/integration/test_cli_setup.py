@@ -176,6 +176,7 @@ def test_config_masks_a_password_given_as_libpq_query_parameter(tmp_path, make_d
     ({"DBMIG_BATCH_SIZE": "99999999999999999999"}, "DBMIG_BATCH_SIZE must be at most 1,000,000"),
     ({"DBMIG_PARTITION_START": "2099-01-01"}, "DBMIG_PARTITION_START must be a day from 1900-01-01"),
     ({"DBMIG_PARTITION_START": "0001-01-01"}, "DBMIG_PARTITION_START must be a day from 1900-01-01"),
+    ({"DAGSTER_HOME": "/etc/passwd/dagster_home"}, "DAGSTER_HOME=/etc/passwd/dagster_home is inside /etc/passwd"),
 ])
 def test_migrate_with_a_setting_out_of_range_writes_nothing_and_names_it(tmp_path, make_database, setting, named):
     dest = make_database("dest")

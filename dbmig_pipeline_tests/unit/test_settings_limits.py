@@ -1,5 +1,7 @@
 """Values that pass a type check but would fail mid-run are refused at start-up, naming the variable."""
+import os
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +78,35 @@ def test_a_pinned_partition_start_in_the_future_names_its_file(tmp_path):
     (tmp_path / "partition_start").write_text("2099-01-01\n")
     with pytest.raises(ConfigError, match="the date in .*partition_start \\(fix or delete it\\) must be a day"):
         Settings.from_env({"DBMIG_HOME": str(tmp_path)})
+
+
+@pytest.mark.parametrize("name", ["DBMIG_HOME", "DAGSTER_HOME"])
+def test_a_home_that_is_or_lies_under_a_file_is_refused(tmp_path, name):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    base = {"DBMIG_HOME": str(tmp_path / "home")}
+    with pytest.raises(ConfigError, match=f"^{name}=.*a_file is a file; point {name} at a folder"):
+        Settings.from_env({**base, name: str(a_file)})
+    with pytest.raises(ConfigError, match=f"^{name}=.*is inside .*a_file, which is a file; point {name} at a folder"):
+        Settings.from_env({**base, name: str(a_file / "deeper" / "home")})
+
+
+def _read_only_folder(tmp_path: Path) -> Path:
+    """A folder this user may not write: a locked one, or for root (who writes anywhere) one of the kernel's."""
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    if not os.access(locked, os.W_OK):
+        return locked
+    if Path("/proc/sys").is_dir() and not os.access("/proc/sys", os.W_OK):
+        return Path("/proc/sys")
+    pytest.skip("no folder here that this user cannot write")
+
+
+@pytest.mark.parametrize("name", ["DBMIG_HOME", "DAGSTER_HOME"])
+def test_a_home_this_user_cannot_write_is_refused(tmp_path, name):
+    read_only = _read_only_folder(tmp_path)
+    base = {"DBMIG_HOME": str(tmp_path / "home")}
+    with pytest.raises(ConfigError, match=f"^{name}=.* is not writable by this user; point {name} at a folder"):
+        Settings.from_env({**base, name: str(read_only)})
+    with pytest.raises(ConfigError, match=f"^{name}=.* would be created in {read_only}, which is not writable"):
+        Settings.from_env({**base, name: str(read_only / "dagster_home")})
