@@ -188,3 +188,30 @@ def test_migrate_with_a_setting_out_of_range_writes_nothing_and_names_it(tmp_pat
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT to_regnamespace('dbmig')")).scalar_one() is None
     engine.dispose()
+
+
+def test_plain_dagster_after_dbmig_env_reads_the_users_bare_urls_with_psycopg2(tmp_path, make_database):
+    """README's "plain Dagster": the user's own `postgresql://` DAGSTER_PG_URL made dagster-postgres look for
+    psycopg 3 (ModuleNotFoundError). `dbmig env` re-exports it with the psycopg2 driver, by reference to the
+    variable, so the password is not printed."""
+    secret = "NotEchoed-77"
+
+    def bare(url: str) -> str:  # the embedded server's URL as a user writes one, with a password (trust ignores it)
+        return url.replace("postgresql+psycopg2://postgres@", f"postgresql://postgres:{secret}@")
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("DBMIG_", "DAGSTER_"))},
+           "DBMIG_HOME": str(tmp_path), "DBMIG_SOURCE_URL": bare(make_database("source")),
+           "DBMIG_DEST_URL": bare(make_database("dest")), "DAGSTER_PG_URL": bare(make_database("dagster"))}
+    python = sys.executable
+    script = (f'eval "$({python} -m dbmig_pipeline env)" && '
+              f'{python} -c "import os, dagster; print(os.environ[\'DAGSTER_PG_URL\']); '
+              f'print(type(dagster.DagsterInstance.get().run_storage).__name__)"')
+    printed = subprocess.run([python, "-m", "dbmig_pipeline", "env"], env=env, capture_output=True, text=True,
+                             timeout=120)
+    assert printed.returncode == 0, printed.stderr
+    assert secret not in printed.stdout + printed.stderr
+    result = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    url, storage = result.stdout.split()[-2:]
+    assert url == env["DAGSTER_PG_URL"].replace("postgresql://", "postgresql+psycopg2://", 1)
+    assert storage == "PostgresRunStorage"
