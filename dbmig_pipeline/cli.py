@@ -59,8 +59,9 @@ def config() -> None:
 def env_command() -> None:
     """Print shell exports for plain `dagster` commands: eval "$(dbmig env)".
 
-    Only variables you have not set yourself are printed (the embedded
-    defaults and DAGSTER_HOME), so no password of yours is ever echoed.
+    Variables you have not set yourself are printed with their values (the
+    embedded defaults and DAGSTER_HOME); a URL you set is re-exported by
+    reference, with the psycopg2 driver, so no password of yours is ever echoed.
     """
     import os
     import shlex
@@ -77,6 +78,19 @@ def env_command() -> None:
     for name, value in exported.items():
         if not before.get(name):
             click.echo(f"export {name}={shlex.quote(value)}")
+        elif name.endswith("_URL") and not before[name].strip().startswith(_PSYCOPG2):
+            click.echo(_with_psycopg2(name))
+
+
+#: The scheme every exported URL carries: SQLAlchemy (and so dagster-postgres) reads a bare postgresql://
+#: as psycopg 3, which is not installed.
+_PSYCOPG2 = "postgresql+psycopg2://"
+
+
+def _with_psycopg2(name: str) -> str:
+    """A shell line that gives the user's own `name` the psycopg2 scheme in place (postgresql:// or
+    postgres://, validated by the settings): the shell fills in the rest, so the password is never printed."""
+    return f'export {name}="{_PSYCOPG2}${{{name}#*://}}"'
 
 
 @main.command()

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from dbmig_pipeline.db import Endpoints
-from dbmig_pipeline.settings import Settings, record_partition_start
+from dbmig_pipeline.settings import Settings, normalise_url, record_partition_start
 
 _PROJECT_INSTANCE_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
 _FALLBACK_INSTANCE_YAML = """\
@@ -55,10 +55,12 @@ def prepare_dagster_home(settings: Settings, endpoints: Endpoints) -> dict[str, 
         target.write_text(text)
     exported = {
         "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_URL": endpoints.dagster_url,
+        # With the psycopg2 driver: dagster-postgres hands the URL to SQLAlchemy, which reads a bare
+        # postgresql:// as psycopg 3 (not installed).
+        "DAGSTER_PG_URL": normalise_url(endpoints.dagster_url),
         # Child processes (daemon, run workers, code servers) must reach the same databases.
-        "DBMIG_SOURCE_URL": endpoints.source_url,
-        "DBMIG_DEST_URL": endpoints.dest_url,
+        "DBMIG_SOURCE_URL": normalise_url(endpoints.source_url),
+        "DBMIG_DEST_URL": normalise_url(endpoints.dest_url),
         "DBMIG_HOME": str(settings.home),
         "DBMIG_PARTITION_START": settings.partition_start.isoformat(),
     }

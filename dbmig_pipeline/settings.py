@@ -40,25 +40,54 @@ class ConfigError(ValueError):
     """A setting is missing or wrong; the message names the variable."""
 
 
+#: The form every URL variable takes, shown when a value is not one.
+URL_FORM = "postgresql://user:password@host:5432/dbname"
+#: libpq's password parameters in a URL's query (`?password=`, `&sslpassword=`): up to the next `&`.
+QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#\s]*", re.IGNORECASE)
+#: The same as libpq key=value settings (`password=…`, `password='a b'`): up to the next blank.
+KEYWORD_PASSWORD = re.compile(r"((?<![\w?&])(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S*)", re.IGNORECASE)
+_KEYWORD_DSN = re.compile(r"\s*[A-Za-z_]+\s*=")
+
+
+def redact_secrets(text: str) -> str:
+    """`text` with anything password-like replaced by ***: key=value and query `password=` /
+    `sslpassword=`, and a URL's `user:password@`, taken to end at the last `@` (a password
+    may hold an unencoded `@`; hiding too much is safe, too little is not)."""
+    text = QUERY_PASSWORD.sub(r"\1***", text)
+    text = KEYWORD_PASSWORD.sub(r"\1***", text)
+    if _KEYWORD_DSN.match(text):
+        return text  # libpq key=value: its only secrets are the password settings
+    head, at, rest = text.rpartition("@")
+    if not at:
+        return text
+    scheme, sep, userinfo = head.partition("://") if "://" in head else ("", "", head)
+    user, colon, _ = userinfo.partition(":")
+    shown = f"{user}:***" if colon and re.fullmatch(r"[\w.%-]*", user) else "***"
+    return f"{scheme}{sep}{shown}@{rest}"
+
+
 def mask_url(url: str | URL | None) -> str:
-    """The URL with its password replaced by ***, safe to print anywhere."""
+    """The URL with every password (user info, `?password=`, `?sslpassword=`) replaced by ***, safe to
+    print anywhere."""
     if url is None:
         return "(embedded default)"
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except (ArgumentError, ValueError):
-        # Unparseable: hide anything between "://user:" and "@".
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+        return redact_secrets(str(url))
+    if "@" in (parsed.host or ""):  # an unencoded @ in the password: only the last one surely ends it
+        return redact_secrets(parsed.render_as_string(hide_password=False))
+    return QUERY_PASSWORD.sub(r"\1***", parsed.render_as_string(hide_password=True))
 
 
 def normalise_url(url: str | URL) -> str:
     """The URL with the psycopg2 driver made explicit.
 
     SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; dbmig (and
-    dagster-postgres) run on psycopg2.
+    dagster-postgres) run on psycopg2. libpq's `postgres://` means the same.
     """
     parsed = make_url(url)
-    if parsed.drivername == "postgresql":
+    if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg2")
     return parsed.render_as_string(hide_password=False)
 
@@ -78,18 +107,41 @@ def never_leaves_the_machine(url: str, env: Mapping[str, str]) -> bool:
     return all(not h.strip() or h.strip().startswith(("/", "@")) for h in entries.split(","))
 
 
+def _not_a_url(name: str, raw: str) -> ConfigError:
+    """What is wrong with a value that does not parse as a URL, and the form wanted; never the value
+    itself (a DSN or a JDBC URL carries its password elsewhere than a URL would)."""
+    if _KEYWORD_DSN.match(raw):
+        what = "looks like a libpq key=value string"
+    elif raw.lower().startswith("jdbc:"):
+        what = "is a JDBC URL (drop the `jdbc:` prefix)"
+    elif "://" not in raw:
+        what = "has no scheme"
+    else:
+        what = "cannot be parsed"
+    return ConfigError(f"{name} is not a database URL: it {what}; write it as {URL_FORM} "
+                       f"(got {redact_secrets(raw)})")
+
+
 def _parse_url(env: Mapping[str, str], name: str) -> str | None:
     raw = env.get(name, "").strip()
     if not raw:
         return None
     try:
         url = make_url(raw)
-    except (ArgumentError, ValueError) as exc:
-        raise ConfigError(f"{name} is not a database URL ({mask_url(raw)}): {exc}") from None
+    except (ArgumentError, ValueError):
+        raise _not_a_url(name, raw) from None
+    if url.get_backend_name() == "postgres":  # libpq's other spelling
+        url = url.set(drivername="postgresql" + url.drivername.removeprefix("postgres"))
     if url.get_backend_name() != "postgresql":
         raise ConfigError(
-            f"{name} must be a PostgreSQL URL like postgresql://user:password@host:5432/dbname, "
+            f"{name} must be a PostgreSQL URL like {URL_FORM}, "
             f"got the {url.get_backend_name()!r} scheme ({mask_url(raw)})"
+        )
+    if "@" in (url.host or ""):
+        # libpq (psql) ends the user info at the first @, a person means the last: refused, not guessed.
+        raise ConfigError(
+            f"{name} has more than one @ before its host ({mask_url(raw)}): write an @ inside the "
+            "password or user name as %40, e.g. postgresql://user:pass%40word@host:5432/dbname"
         )
     if not url.database:
         raise ConfigError(f"{name} names no database ({mask_url(raw)}): add /dbname to the URL")
@@ -101,7 +153,9 @@ def _parse_url(env: Mapping[str, str], name: str) -> str | None:
     return normalise_url(url)
 
 
-def _parse_int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+def _parse_int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int) -> int:
+    """A whole number within [minimum, maximum]: a value beyond any sane use would otherwise pass here and
+    fail much later (a bigint overflow after rows were written, a C int overflow in a timeout)."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -110,7 +164,9 @@ def _parse_int(env: Mapping[str, str], name: str, default: int, *, minimum: int)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+        raise ConfigError(f"{name} must be at least {minimum} (from {minimum:,} to {maximum:,}), got {value}")
+    if value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum:,} (from {minimum:,} to {maximum:,}), got {value}")
     return value
 
 
@@ -132,14 +188,49 @@ def _parse_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
-def _parse_date(env: Mapping[str, str], name: str, default: date) -> date:
+#: The earliest first partition: Dagster writes a year before 1000 without its leading zeros ("1-01-01"),
+#: which its own key format cannot read back, and every year adds 365 keys that each run lists
+#: (1900: ~46,000 keys, 0.3 s; 1000: ~375,000, 2.4 s). Rows dated earlier still land in the first.
+EARLIEST_PARTITION_START = date(1900, 1, 1)
+
+
+def _check_partition_start(day: date, what: str) -> date:
+    """`day` if a first partition can start there: not before EARLIEST_PARTITION_START and not after today
+    (UTC), where no partition would exist yet and every run would find none."""
+    today = datetime.now(UTC).date()
+    if not EARLIEST_PARTITION_START <= day <= today:
+        raise ConfigError(f"{what} must be a day from {EARLIEST_PARTITION_START} to today ({today}, UTC), "
+                          f"got {day}")
+    return day
+
+
+def _parse_partition_start(env: Mapping[str, str], name: str, default: date) -> date:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a date like 2020-01-01, got {raw!r}") from None
+    return _check_partition_start(day, name)
+
+
+def _writable_folder(path: Path, name: str) -> Path:
+    """`path` if it is a folder this user may write, or one it may create: the embedded server, Dagster
+    and the pinned partition start write there later, where a failure would be a traceback mid-command."""
+    existing = path
+    try:
+        while not existing.exists():
+            existing = existing.parent
+    except OSError as exc:  # an ancestor this user may not search
+        raise ConfigError(f"{name}={path} cannot be reached: {exc.strerror} ({exc.filename})") from None
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"is inside {existing}, which is a file"
+        raise ConfigError(f"{name}={path} {where}; point {name} at a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "is" if existing == path else f"would be created in {existing}, which is"
+        raise ConfigError(f"{name}={path} {what} not writable by this user; point {name} at a folder it may write")
+    return path
 
 
 def _parse_file(env: Mapping[str, str], name: str) -> str | None:
@@ -183,7 +274,7 @@ def _parse_mask_key(env: Mapping[str, str], mask_pii: bool) -> bytes | None:
 
 def _parse_sync_interval(env: Mapping[str, str], name: str, default: int) -> int:
     """Minutes that a cron expression can repeat evenly: a divisor of 60, or whole hours dividing a day."""
-    minutes = _parse_int(env, name, default, minimum=1)
+    minutes = _parse_int(env, name, default, minimum=1, maximum=1440)
     if 60 % minutes and (minutes % 60 or 1440 % minutes):
         raise ConfigError(f"{name} must divide an hour (1-60) or be whole hours that divide a day, got {minutes}")
     return minutes
@@ -213,9 +304,10 @@ def _installation_day(home: Path) -> date:
     recorded = home / PARTITION_START_FILE
     if recorded.is_file():
         try:
-            return date.fromisoformat(recorded.read_text().strip())
+            day = date.fromisoformat(recorded.read_text().strip())
         except ValueError:
             raise ConfigError(f"{recorded} should hold a date like 2026-01-31; fix or delete it") from None
+        return _check_partition_start(day, f"the date in {recorded} (fix or delete it)")
     return datetime.now(UTC).date()
 
 
@@ -290,35 +382,37 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
-        home = Path(env.get("DBMIG_HOME", "").strip() or ".dbmig").expanduser().absolute()
-        dagster_home = Path(env.get("DAGSTER_HOME", "").strip() or home / "dagster_home").expanduser().absolute()
+        home = _writable_folder(Path(env.get("DBMIG_HOME", "").strip() or ".dbmig").expanduser().absolute(),
+                                "DBMIG_HOME")
+        dagster_home = _writable_folder(
+            Path(env.get("DAGSTER_HOME", "").strip() or home / "dagster_home").expanduser().absolute(), "DAGSTER_HOME")
         default_ssl = _parse_choice(env, "DBMIG_SSLMODE", "prefer", SSL_MODES)
         source = _parse_side(env, "SOURCE", default_ssl)
         dest = _parse_side(env, "DEST", default_ssl)
         mask_pii = _parse_bool(env, "DBMIG_MASK_PII", False)
-        share_pct = _parse_int(env, "DBMIG_DELETE_GUARD_PERCENT", 10, minimum=0)
-        if share_pct > 100:
-            raise ConfigError(f"DBMIG_DELETE_GUARD_PERCENT must be between 0 and 100, got {share_pct}")
+        share_pct = _parse_int(env, "DBMIG_DELETE_GUARD_PERCENT", 10, minimum=0, maximum=100)
         settings = cls(
             home=home,
             dagster_home=dagster_home,
             source=source,
             dest=dest,
             dagster_pg_url=_parse_url(env, "DAGSTER_PG_URL"),
-            batch_size=_parse_int(env, "DBMIG_BATCH_SIZE", 10_000, minimum=1),
-            checkpoint_every=_parse_int(env, "DBMIG_CHECKPOINT_EVERY", 1, minimum=1),
-            writers=_parse_int(env, "DBMIG_WRITERS", 2, minimum=1),
-            batch_retries=_parse_int(env, "DBMIG_BATCH_RETRIES", 5, minimum=0),
-            pool_size=_parse_int(env, "DBMIG_POOL_SIZE", 5, minimum=1),
-            pool_max_overflow=_parse_int(env, "DBMIG_POOL_MAX_OVERFLOW", 5, minimum=0),
-            pool_recycle_s=_parse_int(env, "DBMIG_POOL_RECYCLE_SECONDS", 1800, minimum=1),
-            connect_timeout_s=_parse_int(env, "DBMIG_CONNECT_TIMEOUT", 10, minimum=1),
-            connect_retries=_parse_int(env, "DBMIG_CONNECT_RETRIES", 3, minimum=0),
-            lookback_s=_parse_int(env, "DBMIG_LOOKBACK_SECONDS", 300, minimum=0),
-            partition_start=_parse_date(env, "DBMIG_PARTITION_START", _installation_day(home)),
+            batch_size=_parse_int(env, "DBMIG_BATCH_SIZE", 10_000, minimum=1, maximum=1_000_000),
+            checkpoint_every=_parse_int(env, "DBMIG_CHECKPOINT_EVERY", 1, minimum=1, maximum=10_000),
+            writers=_parse_int(env, "DBMIG_WRITERS", 2, minimum=1, maximum=32),
+            batch_retries=_parse_int(env, "DBMIG_BATCH_RETRIES", 5, minimum=0, maximum=20),
+            pool_size=_parse_int(env, "DBMIG_POOL_SIZE", 5, minimum=1, maximum=100),
+            pool_max_overflow=_parse_int(env, "DBMIG_POOL_MAX_OVERFLOW", 5, minimum=0, maximum=100),
+            pool_recycle_s=_parse_int(env, "DBMIG_POOL_RECYCLE_SECONDS", 1800, minimum=1,
+                                      maximum=86_400),
+            connect_timeout_s=_parse_int(env, "DBMIG_CONNECT_TIMEOUT", 10, minimum=1, maximum=3600),
+            connect_retries=_parse_int(env, "DBMIG_CONNECT_RETRIES", 3, minimum=0, maximum=20),
+            lookback_s=_parse_int(env, "DBMIG_LOOKBACK_SECONDS", 300, minimum=0, maximum=2_592_000),
+            partition_start=_parse_partition_start(env, "DBMIG_PARTITION_START", _installation_day(home)),
             partition_start_is_default=not env.get("DBMIG_PARTITION_START", "").strip(),
             delete_guard_share=share_pct / 100,
-            delete_guard_min_rows=_parse_int(env, "DBMIG_DELETE_GUARD_MIN_ROWS", DEFAULT_DELETE_GUARD_MIN_ROWS, minimum=0),
+            delete_guard_min_rows=_parse_int(env, "DBMIG_DELETE_GUARD_MIN_ROWS", DEFAULT_DELETE_GUARD_MIN_ROWS,
+                                              minimum=0, maximum=1_000_000_000),
             automation=_parse_bool(env, "DBMIG_AUTOMATION", False),
             sync_interval_minutes=_parse_sync_interval(env, "DBMIG_SYNC_INTERVAL_MINUTES", 15),
             alert_webhook_url=_parse_webhook(env, "DBMIG_ALERT_WEBHOOK_URL"),

@@ -17,14 +17,17 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import Engine
 
 from dbmig_pipeline.engine import bookkeeping as bk
+from dbmig_pipeline.settings import KEYWORD_PASSWORD, QUERY_PASSWORD
 
 log = logging.getLogger(__name__)
 
 OPERATION = "run_failure_alert"
 _MAX_MESSAGE = 2000
 _SECRETS = (
-    (re.compile(r"(\w+://[^:/@\s]*:)[^@\s]*@"), r"\1***@"),  # scheme://user:password@
-    (re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE), r"\1***"),  # libpq key=value DSNs
+    # scheme://user:password@, to the last @ of the word: a password may hold an unencoded @
+    (re.compile(r"(\w+://[^:/@\s]*:)\S*@"), r"\1***@"),
+    (QUERY_PASSWORD, r"\1***"),  # ?password= / &sslpassword= of a URL
+    (KEYWORD_PASSWORD, r"\1***"),  # libpq key=value DSNs
 )
 
 

@@ -155,3 +155,63 @@ def test_sessions_are_in_utc_whatever_the_clients_pgtz(tmp_path, make_database, 
             raw.close()
     finally:
         engine.dispose()
+
+
+def test_config_masks_a_password_given_as_libpq_query_parameter(tmp_path, make_database):
+    """`?password=` is libpq's too: it connects, and `dbmig config` shows every URL without it."""
+    secret = "S3cr3t-Zebra-42"
+    env = {"DBMIG_HOME": str(tmp_path),
+           "DBMIG_SOURCE_URL": make_database("source") + f"&password={secret}",
+           "DBMIG_DEST_URL": make_database("dest") + f"&sslpassword={secret}",
+           "DAGSTER_PG_URL": make_database("dagster") + f"&password={secret}"}
+    result = run_dbmig("config", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "both databases reached: ok" in result.stdout
+    assert secret not in result.stdout + result.stderr
+    assert result.stdout.count("?password=***") + result.stdout.count("&password=***") == 2
+    assert "sslpassword=***" in result.stdout
+
+
+@pytest.mark.parametrize(("setting", "named"), [
+    ({"DBMIG_BATCH_SIZE": "99999999999999999999"}, "DBMIG_BATCH_SIZE must be at most 1,000,000"),
+    ({"DBMIG_PARTITION_START": "2099-01-01"}, "DBMIG_PARTITION_START must be a day from 1900-01-01"),
+    ({"DBMIG_PARTITION_START": "0001-01-01"}, "DBMIG_PARTITION_START must be a day from 1900-01-01"),
+    ({"DAGSTER_HOME": "/etc/passwd/dagster_home"}, "DAGSTER_HOME=/etc/passwd/dagster_home is inside /etc/passwd"),
+])
+def test_migrate_with_a_setting_out_of_range_writes_nothing_and_names_it(tmp_path, make_database, setting, named):
+    dest = make_database("dest")
+    result = run_dbmig("migrate", env={"DBMIG_HOME": str(tmp_path), "DBMIG_SOURCE_URL": make_database("source"),
+                                       "DBMIG_DEST_URL": dest, "DAGSTER_PG_URL": make_database("dagster"), **setting})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith(f"dbmig: error: {named}") and "Traceback" not in result.stderr
+    engine = sa.create_engine(dest)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT to_regnamespace('dbmig')")).scalar_one() is None
+    engine.dispose()
+
+
+def test_plain_dagster_after_dbmig_env_reads_the_users_bare_urls_with_psycopg2(tmp_path, make_database):
+    """README's "plain Dagster": the user's own `postgresql://` DAGSTER_PG_URL made dagster-postgres look for
+    psycopg 3 (ModuleNotFoundError). `dbmig env` re-exports it with the psycopg2 driver, by reference to the
+    variable, so the password is not printed."""
+    secret = "NotEchoed-77"
+
+    def bare(url: str) -> str:  # the embedded server's URL as a user writes one, with a password (trust ignores it)
+        return url.replace("postgresql+psycopg2://postgres@", f"postgresql://postgres:{secret}@")
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("DBMIG_", "DAGSTER_"))},
+           "DBMIG_HOME": str(tmp_path), "DBMIG_SOURCE_URL": bare(make_database("source")),
+           "DBMIG_DEST_URL": bare(make_database("dest")), "DAGSTER_PG_URL": bare(make_database("dagster"))}
+    python = sys.executable
+    script = (f'eval "$({python} -m dbmig_pipeline env)" && '
+              f'{python} -c "import os, dagster; print(os.environ[\'DAGSTER_PG_URL\']); '
+              f'print(type(dagster.DagsterInstance.get().run_storage).__name__)"')
+    printed = subprocess.run([python, "-m", "dbmig_pipeline", "env"], env=env, capture_output=True, text=True,
+                             timeout=120)
+    assert printed.returncode == 0, printed.stderr
+    assert secret not in printed.stdout + printed.stderr
+    result = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    url, storage = result.stdout.split()[-2:]
+    assert url == env["DAGSTER_PG_URL"].replace("postgresql://", "postgresql+psycopg2://", 1)
+    assert storage == "PostgresRunStorage"
