@@ -23,7 +23,7 @@ from dbmig_pipeline.run_requests import LAUNCHED_BY_TAG
 
 log = logging.getLogger(__name__)
 
-#: Run tag: "host:pid:start", the process that executes a command-line run.
+#: Run tag: "host:pid-namespace:pid:start", the process that executes a command-line run.
 PROCESS_TAG = "dbmig/process"
 LAUNCHED_BY_CLI = {LAUNCHED_BY_TAG: "cli"}
 _UNFINISHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
@@ -39,20 +39,30 @@ def _start_time(pid: int) -> str:
     return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
 
 
+def _pid_namespace() -> str:
+    """The pid namespace of this process (Linux), "" elsewhere: two containers may share a host name, and
+    a pid means nothing outside its namespace."""
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+    except OSError:
+        return ""
+
+
 def this_process() -> str:
     """The value of PROCESS_TAG for a run executed in this process."""
     pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
+    return f"{socket.gethostname()}:{_pid_namespace()}:{pid}:{_start_time(pid)}"
 
 
 def is_gone(process: str) -> bool:
-    """Whether the process a PROCESS_TAG names has ended; False where it cannot be told (another host)."""
+    """Whether the process a PROCESS_TAG names has ended; False where it cannot be told (another host or
+    container)."""
     try:
-        host, pid_text, started = process.rsplit(":", 2)
+        host, namespace, pid_text, started = process.rsplit(":", 3)
         pid = int(pid_text)
     except ValueError:
         return False
-    if host != socket.gethostname():
+    if (host, namespace) != (socket.gethostname(), _pid_namespace()):
         return False
     try:
         os.kill(pid, 0)
@@ -70,7 +80,7 @@ def reap(instance: dg.DagsterInstance, pools: list[str]) -> list[str]:
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=_UNFINISHED, tags=LAUNCHED_BY_CLI)):
         process = run.tags.get(PROCESS_TAG)
         if process and is_gone(process):
-            pid = process.rsplit(":", 2)[1]
+            pid = process.rsplit(":", 3)[2]
             instance.report_run_failed(run, f"the dbmig process that executed this run (pid {pid}) ended without "
                                             "finishing it (killed?); the next run resumes from its checkpoints")
             failed.append(run.run_id)

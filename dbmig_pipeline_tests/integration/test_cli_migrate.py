@@ -174,7 +174,7 @@ def test_runs_of_killed_processes_give_their_source_slots_back(tmp_path, make_da
     import dagster as dg
 
     from dbmig_pipeline.assets import SOURCE_POOL
-    from dbmig_pipeline.run_reaper import LAUNCHED_BY_CLI, PROCESS_TAG, _start_time
+    from dbmig_pipeline.run_reaper import LAUNCHED_BY_CLI, PROCESS_TAG, _pid_namespace, _start_time
 
     env = _env(tmp_path, make_database)
     assert run_dbmig("migrate", "--json", env=env, timeout=300).returncode == 0  # the instance and its pool
@@ -188,7 +188,7 @@ def test_runs_of_killed_processes_give_their_source_slots_back(tmp_path, make_da
             def holding_a_slot(pid: int, status: dg.DagsterRunStatus) -> str:
                 run_id = str(uuid.uuid4())
                 instance.add_run(dg.DagsterRun(job_name="migrate_all", run_id=run_id, status=status, tags={
-                    **LAUNCHED_BY_CLI, PROCESS_TAG: f"{host}:{pid}:{_start_time(pid)}"}))
+                    **LAUNCHED_BY_CLI, PROCESS_TAG: f"{host}:{_pid_namespace()}:{pid}:{_start_time(pid)}"}))
                 instance.event_log_storage.claim_concurrency_slot(SOURCE_POOL, run_id, "patients")
                 return run_id
 
