@@ -398,7 +398,7 @@ class Settings:
             dest=dest,
             dagster_pg_url=_parse_url(env, "DAGSTER_PG_URL"),
             batch_size=_parse_int(env, "DBMIG_BATCH_SIZE", 10_000, minimum=1, maximum=1_000_000),
-            checkpoint_every=_parse_int(env, "DBMIG_CHECKPOINT_EVERY", 1, minimum=1, maximum=10_000),
+            checkpoint_every=_parse_int(env, "DBMIG_CHECKPOINT_EVERY", 1, minimum=1, maximum=1_000_000_000),
             writers=_parse_int(env, "DBMIG_WRITERS", 2, minimum=1, maximum=32),
             batch_retries=_parse_int(env, "DBMIG_BATCH_RETRIES", 5, minimum=0, maximum=20),
             pool_size=_parse_int(env, "DBMIG_POOL_SIZE", 5, minimum=1, maximum=100),

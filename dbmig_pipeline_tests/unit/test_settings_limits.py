@@ -10,7 +10,7 @@ from dbmig_pipeline.settings import EARLIEST_PARTITION_START, ConfigError, Setti
 #: variable, the smallest and the largest value accepted (README's Configuration table)
 LIMITS = [
     ("DBMIG_BATCH_SIZE", 1, 1_000_000),
-    ("DBMIG_CHECKPOINT_EVERY", 1, 10_000),
+    ("DBMIG_CHECKPOINT_EVERY", 1, 1_000_000_000),
     ("DBMIG_BATCH_RETRIES", 0, 20),
     ("DBMIG_POOL_RECYCLE_SECONDS", 1, 86_400),
     ("DBMIG_CONNECT_TIMEOUT", 1, 3600),
