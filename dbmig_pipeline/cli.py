@@ -32,7 +32,7 @@ def main(verbose: bool) -> None:
 @main.command()
 @_friendly_errors
 def config() -> None:
-    """Show the configuration in use (passwords masked) and check both databases."""
+    """Show the configuration in use (passwords masked); check both databases and their roles."""
     settings = _settings()
     databases = open_databases(settings)
     try:
@@ -49,7 +49,7 @@ def config() -> None:
         width = max(len(k) for k, _ in rows)
         for key, value in rows:
             click.echo(f"{key:<{width}}  {value}")
-        click.echo("both databases reached: ok")
+        click.echo("both databases reached, each role may do what dbmig needs: ok")
     finally:
         databases.dispose()
 

@@ -10,6 +10,8 @@ import logging
 import os
 from dataclasses import dataclass
 
+import psycopg2
+import psycopg2.errors
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -27,6 +29,10 @@ EMBEDDED_DAGSTER_DB = "dagster"
 
 class DatabaseUnavailable(RuntimeError):
     """A database could not be reached or is not usable as configured."""
+
+
+class AccessRefused(DatabaseUnavailable):
+    """A database was reached, but its role may not do what dbmig needs there."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +131,7 @@ def check_connection(engine: Engine, side: SideSettings, settings: Settings, *, 
                     "SELECT current_setting('server_version_num')::int, current_setting('server_version')")).one()
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        where = side.env_name if side.url else f"the embedded database (set {side.env_name} to use your own)"
+        where = _where(side)
         attempts = retrying.statistics.get("attempt_number", settings.connect_retries + 1)
         raise DatabaseUnavailable(
             f"cannot connect to {where} at {mask_url(engine.url)} after "
@@ -165,6 +171,37 @@ def _tls_hint(reason: str, side: SideSettings) -> str:
     return ""
 
 
+#: The variable behind each engine's sessions, by the suffix of their application_name (create_db_engine).
+_PURPOSE_VARIABLES = {"-source": "DBMIG_SOURCE_URL", "-dest": "DBMIG_DEST_URL"}
+
+
+def privilege_refusal(exc: BaseException) -> str | None:
+    """The message for a statement the server refused for want of a privilege (InsufficientPrivilege,
+    raised as is or wrapped by SQLAlchemy), naming the variable of the database that refused it;
+    None for any other error. For what the start-up checks cannot foresee (a function, a column)."""
+    orig = getattr(exc, "orig", exc)
+    if not isinstance(orig, psycopg2.errors.InsufficientPrivilege):
+        return None
+    reason = (str(orig).strip().splitlines() or ["permission denied"])[0]
+    variable, user = "the database's URL (DBMIG_SOURCE_URL or DBMIG_DEST_URL)", None
+    try:
+        params = psycopg2.extensions.parse_dsn(orig.cursor.connection.dsn)  # kept after the connection closed
+        user = params.get("user")
+        variable = next((v for suffix, v in _PURPOSE_VARIABLES.items()
+                         if params.get("application_name", "").endswith(suffix)), variable)
+    except (AttributeError, psycopg2.Error):
+        pass
+    role = f"role {user!r} of " if user else "the role of "
+    return (f"{role}{variable} was refused: {reason}; grant it what dbmig needs ({_grants_hint()}) "
+            f"or point {variable.split(' (')[0]} at a role that has it")
+
+
+def _grants_hint() -> str:
+    from dbmig_pipeline.access import GRANTS_HINT
+
+    return GRANTS_HINT
+
+
 def _redact(text: str, engine: Engine) -> str:
     password = engine.url.password
     return text.replace(password, "***") if password else text
@@ -185,10 +222,11 @@ class Databases:
 
 
 def open_databases(settings: Settings, *, check: bool = True) -> Databases:
-    """Engines for source and destination; with `check`, both are reached first.
+    """Engines for source and destination; with `check`, both are reached first, and `check_access` runs:
+    each role may do what dbmig needs.
 
-    Nothing is written anywhere here, so a wrong URL or a server that is
-    down fails before any run touches the target.
+    Nothing is written anywhere here, so a wrong URL, a role without its privileges or a server that
+    is down fails before any run touches the target.
     """
     endpoints = resolve_endpoints(settings)
     source = create_db_engine(endpoints.source_url, settings.source, settings, read_only=True, purpose="source")
@@ -198,7 +236,25 @@ def open_databases(settings: Settings, *, check: bool = True) -> Databases:
         try:
             check_connection(source, settings.source, settings)
             check_connection(dest, settings.dest, settings, min_server_version=DEST_MIN_SERVER_VERSION)
+            check_access(databases)
         except DatabaseUnavailable:
             databases.dispose()
             raise
     return databases
+
+
+def _where(side: SideSettings) -> str:
+    return side.env_name if side.url else f"the embedded database (set {side.env_name} to use your own)"
+
+
+def check_access(databases: Databases) -> None:
+    """AccessRefused, listing every problem, unless the source's role may read every legacy table the
+    mapping reads and the destination's may create or use `app` and `dbmig`. Reads catalogs only."""
+    from dbmig_pipeline import access
+
+    settings = databases.settings
+    with databases.source.connect() as src, databases.dest.connect() as dst:
+        problems = access.source_problems(src, settings.source.env_name) + access.dest_problems(
+            dst, settings.dest.env_name)
+    if problems:
+        raise AccessRefused("\n".join(problems))
