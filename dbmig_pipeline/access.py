@@ -20,12 +20,21 @@ from sqlalchemy.engine import Connection
 from dbmig_pipeline.entities import ENTITIES
 from dbmig_pipeline.schema import contract_enums, contract_target_columns, control_versions
 
+#: The tables dagster-postgres keeps (its run, event log and schedule storages, and alembic's stamp);
+#: a unit test holds the list to Dagster's own metadata.
+DAGSTER_TABLES = (
+    "alembic_version", "asset_check_executions", "asset_daemon_asset_evaluations", "asset_event_tags",
+    "asset_keys", "backfill_tags", "bulk_actions", "concurrency_limits", "concurrency_slots",
+    "daemon_heartbeats", "dynamic_partitions", "event_logs", "instance_info", "instigators", "job_ticks", "jobs",
+    "kvs", "pending_steps", "run_tags", "runs", "secondary_indexes", "snapshots",
+)
 GRANTS_HINT = "`dbmig grants` prints every grant dbmig's roles need"
 
 #: What the writer needs on the tables of each destination schema (grants.py grants exactly this).
 _APP_RIGHTS = ("SELECT", "INSERT", "UPDATE")
 _CONTROL_RIGHTS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 _AUDIT_RIGHTS = ("SELECT", "INSERT")  # append-only
+_DAGSTER_RIGHTS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 
 
 def _role_and_database(conn: Connection) -> tuple[str, str]:
@@ -174,3 +183,41 @@ def dest_problems(conn: Connection, env_name: str) -> list[str]:
     fix = (f" As the database's owner or a superuser: {' '.join(_as_sql(conn, g) for g in grants)}" if grants else "")
     return [f"{env_name}: role {user!r} may not do what dbmig needs in database {database!r}: it lacks "
             + "; ".join(lacks) + "." + fix + f" ({GRANTS_HINT}; `dbmig init` as the admin creates the schemas)"]
+
+
+# --- Dagster's storage: create its tables, or use them ------------------------------------------------------------
+
+def dagster_problems(conn: Connection, env_name: str) -> list[str]:
+    user, database = _role_and_database(conn)
+    schema, can_create = conn.execute(sa.text(
+        "SELECT current_schema(), coalesce(has_schema_privilege(current_schema(), 'CREATE'), false)")).one()
+    where = f"{env_name}: role {user!r} cannot keep Dagster's run storage in database {database!r}"
+    if schema is None:
+        return [f"{where}: no schema it may use is on its search_path (dagster-postgres creates its tables in "
+                "the first one): GRANT USAGE, CREATE on a schema of its search_path, or make the role the "
+                "database's owner"]
+    tables = {name: oid for name, oid in conn.execute(sa.text(
+        "SELECT c.relname, c.oid::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = current_schema() AND c.relname = ANY(:names) AND c.relkind IN ('r', 'p')"),
+        {"names": list(DAGSTER_TABLES)})}
+    lacks = []
+    missing = [t for t in DAGSTER_TABLES if t not in tables]
+    if missing and not can_create:
+        lacks.append(f"CREATE on schema {schema} (to create Dagster's tables {', '.join(missing[:4])}"
+                     f"{', …' if len(missing) > 4 else ''}; "
+                     "PostgreSQL 15 and later no longer grant it to every role)")
+    for name, oid in sorted(tables.items()):
+        if lacking := _rights_of(conn, oid, _DAGSTER_RIGHTS):
+            lacks.append(f"{', '.join(lacking)} on {schema}.{name}")
+    sequences = conn.execute(sa.text(
+        "SELECT s.relname FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
+        "WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass "
+        "AND d.refobjid = ANY(CAST(:oids AS oid[])) "
+        # CASE: the planner may test rows before the join has kept only sequences
+        "AND CASE WHEN s.relkind = 'S' THEN NOT has_sequence_privilege(s.oid, 'USAGE') END"),
+        {"oids": list(tables.values())}).scalars().all()
+    lacks += [f"USAGE on sequence {schema}.{name}" for name in sorted(sequences)]
+    if not lacks:
+        return []
+    return [f"{where}: it lacks {'; '.join(lacks)}. Simplest: make it the owner of a database of its own "
+            f"(CREATE DATABASE … OWNER …; {GRANTS_HINT})"]

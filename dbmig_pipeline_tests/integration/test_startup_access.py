@@ -7,6 +7,8 @@ naming the variable, no traceback, and nothing written to the target.
 import itertools
 import os
 import secrets
+import socket
+import time
 
 import psycopg2
 import pytest
@@ -171,3 +173,70 @@ def test_a_privilege_refused_later_is_a_user_error_naming_the_variable(tmp_path,
         conn.close()
     _refused(run_dbmig("prune", "--older-than", "90d", env={**env, "DBMIG_DEST_URL": _as(target, role)}),
              f"role '{role}' of DBMIG_DEST_URL was refused: permission denied for function prune_audit_detail")
+
+
+# --- Dagster's storage ----------------------------------------------------------------------------------------
+
+def test_dagster_storage_that_does_not_exist_is_reported_at_once_naming_the_variable(tmp_path, make_database, legacy):
+    target = make_database("target")
+    dagster = make_url(make_database("dagster")).set(database="no_such_dagster_db", password=PASSWORD)
+    env = {"DBMIG_HOME": str(tmp_path), "DBMIG_SOURCE_URL": legacy, "DBMIG_DEST_URL": target,
+           "DAGSTER_PG_URL": dagster.render_as_string(hide_password=False)}
+    for command in (("migrate", "--entity", "offices"), ("config",)):
+        _refused(run_dbmig(*command, env=env, timeout=300), "cannot connect to DAGSTER_PG_URL at ",
+                 ":***@/no_such_dagster_db", 'database "no_such_dagster_db" does not exist', "after 1 attempt:")
+    assert _schemas(target) == []
+
+
+def test_a_dagster_role_that_cannot_create_its_tables_is_refused_before_the_target_is_touched(
+        tmp_path, make_database, legacy):
+    target, dagster = make_database("target"), make_database("dagster")
+    role = _role(dagster, "dagster")
+    env = {"DBMIG_HOME": str(tmp_path), "DBMIG_SOURCE_URL": legacy, "DBMIG_DEST_URL": target,
+           "DAGSTER_PG_URL": _as(dagster, role)}
+    for command in (("migrate", "--entity", "offices"), ("config",)):
+        _refused(run_dbmig(*command, env=env, timeout=300), "DAGSTER_PG_URL", f"role '{role}'",
+                 "lacks CREATE on schema public (to create Dagster's tables")
+    assert _schemas(target) == []
+    # with Dagster's tables made by their owner (a run as the superuser) the role needs their rights
+    env_owner = {**env, "DAGSTER_PG_URL": dagster}
+    assert run_dbmig("config", env=env_owner).returncode == 0
+    run_dbmig("migrate", "--entity", "offices", env=env_owner, timeout=300)
+    _refused(run_dbmig("config", env=env), "DAGSTER_PG_URL", "SELECT, INSERT, UPDATE, DELETE on public.runs")
+    _sql(dagster, sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {0}; "
+                          "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {0}").format(sql.Identifier(role)))
+    ok = run_dbmig("config", env=env)
+    assert ok.returncode == 0, ok.stderr
+
+
+@pytest.mark.parametrize("never_accepts", [False, True], ids=["accepts-never-answers", "backlog-full"])
+def test_a_silent_dagster_storage_fails_within_a_minute_by_default(tmp_path, make_database, legacy, never_accepts):
+    """A host that takes the TCP connection and never answers, or whose listen backlog is full."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    if never_accepts:  # fill the backlog: later connections get no answer at all
+        for _ in range(8):
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+    target = make_database("target")
+    env = {"DBMIG_HOME": str(tmp_path), "DBMIG_SOURCE_URL": legacy, "DBMIG_DEST_URL": target,
+           "DAGSTER_PG_URL": f"postgresql://dagster:{PASSWORD}@127.0.0.1:{port}/dagster"}
+    if never_accepts:  # one of the two with the defaults (10 s, 3 retries); the other quicker
+        env.update(DBMIG_CONNECT_TIMEOUT="2", DBMIG_CONNECT_RETRIES="1")
+    try:
+        started = time.monotonic()
+        result = run_dbmig("migrate", "--entity", "offices", env=env, timeout=130)
+        elapsed = time.monotonic() - started
+    finally:
+        for s in fillers:
+            s.close()
+        listener.close()
+    assert elapsed < 60
+    _refused(result, "cannot connect to DAGSTER_PG_URL at postgresql", f"://dagster:***@127.0.0.1:{port}/dagster",
+             "timeout expired")
+    assert _schemas(target) == []
