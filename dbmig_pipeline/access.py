@@ -1,4 +1,4 @@
-"""What each database's role may do there: checked at start-up.
+"""What each database's role may do there, and that the two sides are two databases: checked at start-up.
 
 Invariant: these checks only read the catalogs (`pg_class`, `pg_namespace`,
 `pg_type` and the `has_*_privilege` functions, which every role may use), so
@@ -12,6 +12,8 @@ table that exists and cannot be read is a configuration error.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from psycopg2 import sql
@@ -35,6 +37,25 @@ _APP_RIGHTS = ("SELECT", "INSERT", "UPDATE")
 _CONTROL_RIGHTS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 _AUDIT_RIGHTS = ("SELECT", "INSERT")  # append-only
 _DAGSTER_RIGHTS = ("SELECT", "INSERT", "UPDATE", "DELETE")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Which database a session is in: its server (by the postmaster's start, to the microsecond) and its oid."""
+
+    database: str
+    oid: int
+    server_started: datetime
+
+    def same_database(self, other: Identity) -> bool:
+        return (self.oid, self.server_started, self.database) == (other.oid, other.server_started, other.database)
+
+
+def identity(conn: Connection) -> Identity:
+    name, oid, started = conn.execute(sa.text(
+        "SELECT d.datname, d.oid::bigint, pg_postmaster_start_time() FROM pg_database d "
+        "WHERE d.datname = current_database()")).one()
+    return Identity(name, oid, started)
 
 
 def _role_and_database(conn: Connection) -> tuple[str, str]:

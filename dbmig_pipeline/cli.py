@@ -49,7 +49,7 @@ def config() -> None:
         width = max(len(k) for k, _ in rows)
         for key, value in rows:
             click.echo(f"{key:<{width}}  {value}")
-        click.echo("source, destination and dagster storage reached, "
+        click.echo("source, destination and dagster storage reached, two databases, "
                    "each role may do what dbmig needs: ok")
     finally:
         databases.dispose()

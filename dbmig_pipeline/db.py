@@ -32,7 +32,7 @@ class DatabaseUnavailable(RuntimeError):
 
 
 class AccessRefused(DatabaseUnavailable):
-    """A database was reached, but its role may not do what dbmig needs there."""
+    """A database was reached, but its role may not do what dbmig needs there, or both sides are one database."""
 
 
 DAGSTER_ENV = "DAGSTER_PG_URL"
@@ -241,7 +241,7 @@ class Databases:
 
 def open_databases(settings: Settings, *, check: bool = True, dagster_storage: bool = False) -> Databases:
     """Engines for source and destination; with `check`, both are reached first, and `check_access` runs:
-    each role may do what dbmig needs. `dagster_storage` also
+    each role may do what dbmig needs, and the two are different databases. `dagster_storage` also
     reaches and checks DAGSTER_PG_URL (for the commands that run Dagster jobs, and `dbmig config`).
 
     Nothing is written anywhere here, so a wrong URL, a role without its privileges or a server that
@@ -267,13 +267,21 @@ def _where(side: SideSettings) -> str:
 
 
 def check_access(databases: Databases, *, dagster_storage: bool = False) -> None:
-    """AccessRefused, listing every problem, unless the source's role may read every legacy table the
-    mapping reads, the destination's may create or use `app` and `dbmig`, and (with `dagster_storage`)
-    DAGSTER_PG_URL is reachable and usable by its role. Reads catalogs only."""
+    """AccessRefused, listing every problem, unless source and destination are two databases, the source's
+    role may read every legacy table the mapping reads, the destination's may create or use `app` and
+    `dbmig`, and (with `dagster_storage`) DAGSTER_PG_URL is reachable and usable by its role. Reads
+    catalogs only."""
     from dbmig_pipeline import access
 
     settings = databases.settings
     with databases.source.connect() as src, databases.dest.connect() as dst:
+        dest_identity = access.identity(dst)
+        if access.identity(src).same_database(dest_identity):
+            raise AccessRefused(
+                f"{_where(settings.source)} and {_where(settings.dest)} reach the same database "
+                f"({dest_identity.database!r} of one server: {mask_url(databases.source.url)} and "
+                f"{mask_url(databases.dest.url)}): dbmig would write the target into the legacy database. "
+                f"Point {settings.dest.env_name} at the new system's database")
         problems = access.source_problems(src, settings.source.env_name) + access.dest_problems(
             dst, settings.dest.env_name)
     if dagster_storage:

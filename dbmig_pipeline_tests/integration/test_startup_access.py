@@ -1,4 +1,4 @@
-"""Start-up checks of what each database's role may do.
+"""Start-up checks of what each database's role may do, and of the two sides being two databases.
 
 Real roles (CREATE ROLE … LOGIN PASSWORD) with real GRANTs on the session's
 embedded server: whatever is wrong is refused with exit code 2, one message
@@ -240,3 +240,18 @@ def test_a_silent_dagster_storage_fails_within_a_minute_by_default(tmp_path, mak
     _refused(result, "cannot connect to DAGSTER_PG_URL at postgresql", f"://dagster:***@127.0.0.1:{port}/dagster",
              "timeout expired")
     assert _schemas(target) == []
+
+
+# --- two databases ------------------------------------------------------------------------------------------
+
+def test_source_and_destination_in_the_same_database_are_refused_whatever_the_spelling(
+        tmp_path, make_database, legacy, pg_server):
+    spelled_otherwise = make_url(legacy).set(query={"host": f"{pg_server.socket_dir}/", "port": str(pg_server.port)})
+    for dest in (legacy, spelled_otherwise.render_as_string(hide_password=False)):
+        env = {"DBMIG_HOME": str(tmp_path), "DBMIG_SOURCE_URL": legacy, "DBMIG_DEST_URL": dest,
+               "DAGSTER_PG_URL": make_database("dagster")}
+        for command in (("init",), ("migrate", "--entity", "offices")):
+            _refused(run_dbmig(*command, env=env, timeout=300),
+                     "DBMIG_SOURCE_URL and DBMIG_DEST_URL reach the same database",
+                     "Point DBMIG_DEST_URL at the new system's database")
+        assert _schemas(legacy) == []
