@@ -32,9 +32,9 @@ def main(verbose: bool) -> None:
 @main.command()
 @_friendly_errors
 def config() -> None:
-    """Show the configuration in use (passwords masked) and check both databases."""
+    """Show the configuration in use (passwords masked); check all three databases and their roles."""
     settings = _settings()
-    databases = open_databases(settings)
+    databases = open_databases(settings, dagster_storage=True)
     try:
         rows = [
             ("DBMIG_HOME", str(settings.home)),
@@ -49,7 +49,8 @@ def config() -> None:
         width = max(len(k) for k, _ in rows)
         for key, value in rows:
             click.echo(f"{key:<{width}}  {value}")
-        click.echo("both databases reached: ok")
+        click.echo("source, destination and dagster storage reached, two databases, "
+                   "each role may do what dbmig needs: ok")
     finally:
         databases.dispose()
 
@@ -164,7 +165,7 @@ def migrate(entities, partition, date_from, date_to, full, as_json) -> None:
     if partition and (date_from or date_to):
         raise ConfigError("give either --partition or --from/--to, not both")
     settings = _settings()
-    databases = open_databases(settings)
+    databases = open_databases(settings, dagster_storage=True)
     try:
         outcome = run_migration(
             databases, entities=list(entities) or None, partition=partition,

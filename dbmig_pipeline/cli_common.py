@@ -9,8 +9,10 @@ import functools
 import sys
 
 import click
+import psycopg2
+from sqlalchemy.exc import DBAPIError
 
-from dbmig_pipeline.db import DatabaseUnavailable
+from dbmig_pipeline.db import DatabaseUnavailable, privilege_refusal
 from dbmig_pipeline.demo.embedded import EmbeddedServerError
 from dbmig_pipeline.engine.drift_api import DriftAcceptRefused
 from dbmig_pipeline.grants import GrantsRefused
@@ -29,6 +31,12 @@ def _friendly_errors(func):
             return func(*args, **kwargs)
         except _USER_ERRORS as exc:
             click.echo(f"dbmig: error: {exc}", err=True)
+            sys.exit(2)
+        except (DBAPIError, psycopg2.Error) as exc:
+            refused = privilege_refusal(exc)  # a privilege the start-up checks could not foresee
+            if refused is None:
+                raise
+            click.echo(f"dbmig: error: {refused}", err=True)
             sys.exit(2)
 
     return wrapper

@@ -97,6 +97,7 @@ def run_migration(databases: Databases, *, entities: list[str] | None = None, pa
     unknown = [e for e in entities if e not in ENTITY_NAMES]
     if unknown:
         raise ConfigError(f"unknown entity {unknown[0]!r}; choose from {', '.join(ENTITY_NAMES)}")
+    databases.check_dagster_storage()  # before Dagster opens it: dagster-postgres retries for long, then tracebacks
     prepare_dagster_home(databases.settings, databases.endpoints)
     keys = resolve_keys(databases, entities, partition=partition, date_from=date_from, date_to=date_to)
     tags = {
@@ -168,6 +169,7 @@ def run_reconciliation(databases: Databases, *, entities: list[str] | None = Non
     unknown = [e for e in entities if e not in ENTITY_NAMES]
     if unknown:
         raise ConfigError(f"unknown entity {unknown[0]!r}; choose from {', '.join(ENTITY_NAMES)}")
+    databases.check_dagster_storage()  # before Dagster opens it: dagster-postgres retries for long, then tracebacks
     prepare_dagster_home(databases.settings, databases.endpoints)
     run_config = {
         **_QUIET_LOGS,

@@ -20,6 +20,7 @@ from psycopg2 import sql
 from dbmig_pipeline.db import create_db_engine
 from dbmig_pipeline.demo.seed import seed_legacy
 from dbmig_pipeline.engine.extract import safe_horizon
+from dbmig_pipeline.engine.pass_lock import entity_pass_lock
 from dbmig_pipeline.settings import Settings
 from dbmig_pipeline_tests.integration.security.conftest import create_database
 from dbmig_pipeline_tests.integration.security.cli_runner import invoke_cli, run_cli
@@ -61,9 +62,15 @@ def deployment(tls_cluster, test_ca, tmp_path_factory):
     runs["grants_again"] = invoke_cli("grants", "--apply", env=admin)
     cluster.execute(sql.SQL("REVOKE SELECT ON public.jaws FROM {}").format(sql.Identifier(READER)),
                     database=databases["legacy"])
-    runs["failing"] = run_cli("migrate", "--entity", "jaws", env=env, timeout=300)
+    runs["unreadable"] = run_cli("migrate", "--entity", "jaws", env=env, timeout=300)  # refused at start-up
     cluster.execute(sql.SQL("GRANT SELECT ON public.jaws TO {}").format(sql.Identifier(READER)),
                     database=databases["legacy"])
+    admin_target = sa.create_engine(cluster.admin_url(databases["target"]))
+    try:
+        with entity_pass_lock(admin_target, "jaws"):  # another pass of jaws: the run's step fails inside Dagster
+            runs["failing"] = run_cli("migrate", "--entity", "jaws", env=env, timeout=300)
+    finally:
+        admin_target.dispose()
     runs["wrong_password"] = invoke_cli("migrate", env=_env(cluster, test_ca.ca_pem, home, databases,
                                                            PASSWORDS["wrong"]))
     yield {"cluster": cluster, "env": env, "home": Path(home), "databases": databases, "runs": runs}
@@ -204,7 +211,11 @@ def test_no_password_is_anywhere(deployment):
     events = dict(cluster.execute("SELECT dagster_event_type, count(*) FROM event_logs GROUP BY 1",
                                   database=dbs["dagster"]))
     assert events.get("ASSET_MATERIALIZATION", 0) >= 6 and events.get("STEP_FAILURE", 0) >= 1
-    assert "the source role cannot see it" in runs["failing"].stdout
+    assert "another pass of this entity is running" in runs["failing"].stdout
+    # a reader that lost its SELECT is refused before the run, naming the variable, the table and the grant
+    assert runs["unreadable"].returncode == 2 and "Traceback" not in runs["unreadable"].stderr
+    assert f"DBMIG_SOURCE_URL: role '{READER}'" in runs["unreadable"].stderr
+    assert "lacks SELECT on public.jaws" in runs["unreadable"].stderr
     for role, token in TOKENS.items():
         assert token not in printed, f"the password of {role} was printed"
         leaked = [str(p) for p in files if token.encode() in p.read_bytes()]
