@@ -122,7 +122,7 @@ def check_connection(engine: Engine, side: SideSettings, settings: Settings, *, 
     well under a minute.
     """
     retrying = Retrying(
-        stop=stop_after_attempt(settings.connect_retries + 1),
+        stop=stop_after_attempt(settings.connect_retries + 1) | _no_attempt_past(_connect_budget_s(settings)),
         wait=wait_exponential_jitter(multiplier=0.5, max=5, jitter=0.5),
         retry=retry_if_exception(lambda exc: isinstance(exc, DBAPIError) and not _is_permanent(exc)),
         reraise=True,
@@ -144,6 +144,27 @@ def check_connection(engine: Engine, side: SideSettings, settings: Settings, *, 
         raise DatabaseUnavailable(
             f"{side.env_name} at {mask_url(engine.url)} is PostgreSQL {version}; dbmig needs "
             f"{min_server_version // 10000} or later there: point {side.env_name} at a newer server")
+
+
+#: Seconds within which an unreachable database fails with the default settings (the README's "within a
+#: minute", with room for the message).
+CONNECT_DEADLINE_S = 55.0
+
+
+def _connect_budget_s(settings: Settings) -> float:
+    """How long the attempts may take in all: a minute with the defaults, what the settings ask where they
+    ask for more (attempts × timeout)."""
+    return max(CONNECT_DEADLINE_S, (settings.connect_retries + 1) * settings.connect_timeout_s)
+
+
+def _no_attempt_past(budget_s: float):
+    """Stop before an attempt that, as long as the attempts so far, would end after `budget_s`: libpq's
+    connect_timeout applies per address, so a host name with two addresses (localhost: ::1 and
+    127.0.0.1) that never answer took twice the timeout per attempt, past the minute."""
+    def stop(state) -> bool:
+        elapsed = state.seconds_since_start or 0.0
+        return elapsed + elapsed / max(state.attempt_number, 1) > budget_s
+    return stop
 
 
 #: Connection failures that no retry can fix (credentials, names, certificates): reported at once.
