@@ -83,6 +83,12 @@ def _cli_instance() -> Iterator[dg.DagsterInstance]:
         yield instance
 
 
+def _cli_tags() -> dict[str, str]:
+    """The tags of every run this process executes: who launched it, and the process the reaper asks after."""
+    return {OPERATOR_TAG: current_operator(), **run_reaper.LAUNCHED_BY_CLI,
+            run_reaper.PROCESS_TAG: run_reaper.this_process()}
+
+
 def _reap(instance: dg.DagsterInstance) -> None:
     """Runs of killed `dbmig` processes failed, their source slots freed (dbmig_pipeline/run_reaper.py)."""
     for run_id in run_reaper.reap(instance, [SOURCE_POOL]):
@@ -103,9 +109,7 @@ def run_migration(databases: Databases, *, entities: list[str] | None = None, pa
     tags = {
         "dagster/asset_partition_range_start": keys[0],
         "dagster/asset_partition_range_end": keys[-1],
-        OPERATOR_TAG: current_operator(),
-        **run_reaper.LAUNCHED_BY_CLI,
-        run_reaper.PROCESS_TAG: run_reaper.this_process(),
+        **_cli_tags(),
     }
     if full:
         tags[FULL_TAG] = "true"
@@ -179,8 +183,7 @@ def run_reconciliation(databases: Databases, *, entities: list[str] | None = Non
     with _cli_instance() as instance:
         _reap(instance)
         result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False,
-                                        tags={OPERATOR_TAG: current_operator(), **run_reaper.LAUNCHED_BY_CLI,
-                                              run_reaper.PROCESS_TAG: run_reaper.this_process()})
+                                        tags=_cli_tags())
     summaries: dict = {}
     for event in result.asset_materializations_for_node(RECONCILE_ASSET):
         summaries.update({k: v.value for k, v in event.metadata.items()})

@@ -55,12 +55,12 @@ def attach(cur, spec: EntitySpec, frame: pd.DataFrame, hash_column: str) -> pd.D
     an end of Python's range: its exact text, asked by id in `cur`'s transaction."""
     if frame.empty:
         return frame
+    pairs = copied_times(spec)
     at_end = np.zeros(len(frame), dtype=bool)
-    for source_column, _ in copied_times(spec):
+    for source_column, _ in pairs:
         at_end |= _at_an_end(frame[source_column])
     if not at_end.any():
         return frame
-    pairs = copied_times(spec)
     texts = [(exact_date_text if _is_date(spec, target) else exact_text)(sql.Identifier(source))
              for source, target in pairs]
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in spec.source_columns)
