@@ -6,6 +6,7 @@ password.
 """
 from __future__ import annotations
 
+import difflib
 import multiprocessing
 import os
 import re
@@ -38,6 +39,36 @@ DRIFT_STRICTNESS = ("strict", "normal", "lenient")
 
 class ConfigError(ValueError):
     """A setting is missing or wrong; the message names the variable."""
+
+
+#: Every DBMIG_ variable dbmig reads (here, and `dbmig grants`'s in cli_security.py). Any other
+#: DBMIG_ name is refused at start-up: a misspelt setting would otherwise be silently ignored.
+KNOWN_VARIABLES = frozenset({
+    "DBMIG_HOME", "DBMIG_SOURCE_URL", "DBMIG_DEST_URL", "DBMIG_SSLMODE", "DBMIG_SOURCE_SSLMODE",
+    "DBMIG_DEST_SSLMODE", "DBMIG_SOURCE_SSLROOTCERT", "DBMIG_DEST_SSLROOTCERT", "DBMIG_ALLOW_TLS_REQUIRE",
+    "DBMIG_BATCH_SIZE", "DBMIG_CHECKPOINT_EVERY", "DBMIG_WRITERS", "DBMIG_BATCH_RETRIES", "DBMIG_POOL_SIZE",
+    "DBMIG_POOL_MAX_OVERFLOW", "DBMIG_POOL_RECYCLE_SECONDS", "DBMIG_CONNECT_TIMEOUT", "DBMIG_CONNECT_RETRIES",
+    "DBMIG_LOOKBACK_SECONDS", "DBMIG_PARTITION_START", "DBMIG_DELETE_GUARD_PERCENT",
+    "DBMIG_DELETE_GUARD_MIN_ROWS", "DBMIG_AUTOMATION", "DBMIG_SYNC_INTERVAL_MINUTES", "DBMIG_ALERT_WEBHOOK_URL",
+    "DBMIG_MASK_PII", "DBMIG_MASK_KEY", "DBMIG_ENV", "DBMIG_DRIFT_STRICTNESS", "DBMIG_STEP_START_METHOD",
+    "DBMIG_APPLICATION_NAME", "DBMIG_ADMIN_URL", "DBMIG_SOURCE_ADMIN_URL", "DBMIG_SOURCE_ROLE",
+    "DBMIG_DEST_ROLE", "DBMIG_SOURCE_ROLE_PASSWORD", "DBMIG_DEST_ROLE_PASSWORD",
+})
+
+
+def refuse_unknown_variables(env: Mapping[str, str]) -> None:
+    """A DBMIG_ variable dbmig does not read is a misspelling (say, BATCHSIZE for BATCH_SIZE): refused, with the
+    closest real name, instead of running with the default the user meant to change. Names only:
+    a value may be a secret."""
+    unknown = sorted(name for name in env if name.startswith("DBMIG_") and name not in KNOWN_VARIABLES)
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, KNOWN_VARIABLES, n=1, cutoff=0.75)
+        hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    raise ConfigError(f"{', '.join(hints)}: not a dbmig setting; fix the name or unset it "
+                      "(README \"Configuration\" lists every setting)")
 
 
 #: The form every URL variable takes, shown when a value is not one.
@@ -382,6 +413,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
+        refuse_unknown_variables(env)
         home = _writable_folder(Path(env.get("DBMIG_HOME", "").strip() or ".dbmig").expanduser().absolute(),
                                 "DBMIG_HOME")
         dagster_home = _writable_folder(

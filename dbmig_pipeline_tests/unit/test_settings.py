@@ -1,10 +1,11 @@
 """Settings: defaults, validation errors that name the variable, masked URLs."""
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
-from dbmig_pipeline.settings import ConfigError, Settings, mask_url
+from dbmig_pipeline.settings import KNOWN_VARIABLES, ConfigError, Settings, mask_url
 
 GOOD = "postgresql://migrator:s3cret-pw@db.example:5432/legacy"
 
@@ -135,3 +136,26 @@ def test_unreadable_pinned_partition_start_names_the_file(tmp_path):
     (tmp_path / "partition_start").write_text("soon")
     with pytest.raises(ConfigError, match="partition_start"):
         Settings.from_env({"DBMIG_HOME": str(tmp_path)})
+
+
+def test_a_misspelt_setting_is_refused_with_the_name_it_resembles():
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"DBMIG_BATCHSIZE": "500", "DBMIG_DEST_PASSWORD": "s3cret-pw"})
+    message = str(refused.value)
+    assert "DBMIG_BATCHSIZE (did you mean DBMIG_BATCH_SIZE?)" in message
+    assert "DBMIG_DEST_PASSWORD" in message and "s3cret-pw" not in message
+    assert "500" not in message
+
+
+def test_every_dbmig_variable_the_code_reads_is_a_known_setting_and_documented():
+    """The list of known names is kept by hand: a setting added to the code but not to the list would
+    be refused as a misspelling, one missing from the README would be undocumented."""
+    package = Path(__file__).resolve().parents[2] / "dbmig_pipeline"
+    read = set()
+    for source in package.rglob("*.py"):
+        read |= set(re.findall(r"\bDBMIG_[A-Z][A-Z_]*[A-Z]\b", source.read_text()))
+    read |= {f"DBMIG_{side}_{what}" for side in ("SOURCE", "DEST") for what in ("URL", "SSLMODE", "SSLROOTCERT")}
+    assert read - KNOWN_VARIABLES == set()
+    readme = (package.parent / "README.md").read_text()
+    assert {name for name in KNOWN_VARIABLES if f"`{name}`" not in readme} == set()
+    assert Settings.from_env({name: "" for name in KNOWN_VARIABLES}).batch_size == 10_000
