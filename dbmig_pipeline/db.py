@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from dbmig_pipeline.demo.embedded import EmbeddedServer, ensure_server
-from dbmig_pipeline.settings import Settings, SideSettings, mask_url, never_leaves_the_machine
+from dbmig_pipeline.settings import Settings, SideSettings, mask_url, never_leaves_the_machine, url_secrets
 
 log = logging.getLogger(__name__)
 
@@ -233,8 +233,9 @@ def _grants_hint() -> str:
 
 
 def _redact(text: str, engine: Engine) -> str:
-    password = engine.url.password
-    return text.replace(password, "***") if password else text
+    for secret in url_secrets(engine.url):
+        text = text.replace(secret, "***")
+    return text
 
 
 @dataclass

@@ -111,6 +111,14 @@ def mask_url(url: str | URL | None) -> str:
     return QUERY_PASSWORD.sub(r"\1***", parsed.render_as_string(hide_password=True))
 
 
+def url_secrets(url: URL) -> tuple[str, ...]:
+    """Every secret an engine's URL holds (its password, a `?password=` / `?sslpassword=` value), so
+    that an error text can be cut free of them before it is shown or stored."""
+    values = [url.password] + [url.query.get(key) for key in ("password", "sslpassword")]
+    flat = [v for value in values for v in ((value,) if isinstance(value, str) else value or ())]
+    return tuple(v for v in flat if v)
+
+
 def normalise_url(url: str | URL) -> str:
     """The URL with the psycopg2 driver made explicit.
 

@@ -54,6 +54,7 @@ from dbmig_pipeline.engine.retrying import (DEFAULT_BATCH_RETRIES, DESTINATION_W
 from dbmig_pipeline.engine.masking import mask_result
 from dbmig_pipeline.engine.staging import STAGE_HASH_COLUMN, copy_csv, create_staging, encode_csv, staging_columns
 from dbmig_pipeline.entities.spec import INTEGRITY, MISSING_PARENT, EntitySpec, TransformResult
+from dbmig_pipeline.settings import url_secrets
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +239,7 @@ class EntitySync:
         self._opened: list = []
         self._opened_lock = threading.Lock()
         self.retry = BatchRetry(run.batch_retries, dest, run.run_id, run.operator,
-                                secrets=tuple(p for p in (source.url.password, dest.url.password) if p))
+                                secrets=url_secrets(source.url) + url_secrets(dest.url))
         self.stage = f"stage_{spec.name}"
         #: batches committed for this entity by earlier attempts of the same run
         self.batch_offset = 0

@@ -1,8 +1,10 @@
 """Passwords in URL variables never reach a message, whatever form the operator wrote them in. No database."""
 import pytest
+import sqlalchemy as sa
 
+from dbmig_pipeline.db import _redact
 from dbmig_pipeline.engine.alerts import redact
-from dbmig_pipeline.settings import URL_FORM, ConfigError, Settings, mask_url, normalise_url
+from dbmig_pipeline.settings import URL_FORM, ConfigError, Settings, mask_url, normalise_url, url_secrets
 from dbmig_pipeline_tests.integration.security.cli_runner import invoke_cli
 
 SECRET = "S3cr3t-Zebra-42"
@@ -81,3 +83,16 @@ def test_libpq_postgres_scheme_is_accepted_as_postgresql_on_psycopg2(scheme):
     assert settings.source.url == f"postgresql+psycopg2://reader:{SECRET}@db.example:5432/legacy"
     assert settings.dagster_pg_url == "postgresql+psycopg2://dagster@db.example/dagster"
     assert normalise_url("postgres://u@h/d") == "postgresql+psycopg2://u@h/d"
+
+
+@pytest.mark.parametrize("url", [
+    f"postgresql+psycopg2://rops:{SECRET}@127.0.0.1/legacy",
+    f"postgresql+psycopg2://127.0.0.1/legacy?user=rops&password={SECRET}",
+    f"postgresql+psycopg2://rops@127.0.0.1/legacy?sslpassword={SECRET}&sslmode=require",
+])
+def test_every_password_a_url_holds_is_cut_from_connection_errors(url):
+    """Connection and batch errors are cut free of the engine's secrets before they are shown: a password
+    given as `?password=` is one too, not only the URL's user-info password."""
+    engine = sa.create_engine(url)
+    assert url_secrets(engine.url) == (SECRET,)
+    assert SECRET not in _redact(f"could not connect: {SECRET} rejected", engine)
