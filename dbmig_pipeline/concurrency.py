@@ -16,6 +16,7 @@ from collections.abc import Iterable
 import dagster as dg
 
 from dbmig_pipeline.entities import ENTITIES
+from dbmig_pipeline.run_start import checked_first
 from dbmig_pipeline.settings import Settings
 
 ENTITY_TAG_PREFIX = "dbmig/entity."  # one namespace only: Dagster tag keys allow a single "/"
@@ -34,9 +35,9 @@ def step_start_method(method: str) -> dict:
 
 
 def build_executor(settings: Settings) -> dg.ExecutorDefinition:
-    """The executor of runs launched by the daemon or the UI; the CLI's `execute_in_process` runs stay in
-    one process."""
-    return dg.multiprocess_executor.configured(
+    """The executor of runs launched by the daemon or the UI, which checks the configuration before it starts
+    any step (run_start.py); the CLI's `execute_in_process` runs stay in one process (checked by the command)."""
+    return checked_first(dg.multiprocess_executor).configured(
         {"max_concurrent": MAX_PARALLEL_STEPS, "start_method": step_start_method(settings.step_start_method)},
         name="dbmig_multiprocess")
 

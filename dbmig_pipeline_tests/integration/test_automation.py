@@ -19,6 +19,7 @@ from dbmig_pipeline.definitions import MIGRATION_JOB, build_definitions
 from dbmig_pipeline.demo.seed import seed_legacy
 from dbmig_pipeline.instance import prepare_dagster_home
 from dbmig_pipeline.resources import DestinationDatabase, SourceDatabase
+from dbmig_pipeline.run_start import CHECKED
 from dbmig_pipeline.schedules import SYNC_SCHEDULE
 from dbmig_pipeline.sensors import RUN_FAILURE_SENSOR, SOURCE_CHANGE_SENSOR
 from dbmig_pipeline.settings import Settings
@@ -207,11 +208,13 @@ def test_a_run_launched_like_the_daemon_forks_its_steps_and_migrates_everything(
         events = result.all_events
         succeeded = {e.step_key for e in events if e.is_step_success}
         workers = {e.pid for e in events if e.event_type_value == "STEP_WORKER_STARTED"}
+        checked = [e.user_message for e in env.instance.all_logs(result.run_id) if CHECKED in e.user_message]
     assert step_forkserver._forkserver_pid is not None, "the steps were not forked from a forkserver"
     assert step_forkserver._preload_modules[-1] == STEP_PRELOAD
     assert {"offices", "doctors", "patients", "orders", "jaws", "system_messages"} <= succeeded
     assert len(succeeded) == 12  # six entities and their schema-drift checks
     assert len(workers) == 12 and os.getpid() not in workers
+    assert len(checked) == 1  # the start-up checks, once for the run (run_start.py), not once per step
     for table in ("offices", "doctors", "patients", "orders", "jaws", "system_messages"):
         source = _rows(env.source_url, f"SELECT count(*) FROM public.{table}")[0][0]
         target = _rows(env.dest_url, f"SELECT count(*) FROM app.{table}")[0][0]
