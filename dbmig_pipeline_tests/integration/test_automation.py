@@ -144,6 +144,19 @@ def test_source_change_sensor_requests_a_run_only_after_a_change(env):
     assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
 
 
+@pytest.mark.parametrize("ahead", ["now() + interval '2 years'", "'infinity'"])
+def test_source_change_sensor_sees_an_edit_stamped_now_while_a_row_is_dated_in_the_future(env, ahead):
+    """One row dated after the source's clock (a typo, `infinity`) must not hide every later edit until then."""
+    sensor = env.defs.resolve_sensor_def(SOURCE_CHANGE_SENSOR)
+    _exec(env.source_url, f"UPDATE public.jaws SET updated_at = {ahead} WHERE id = (SELECT max(id) FROM public.jaws)")
+    cursor = _tick(sensor, env).cursor
+    assert not _tick(sensor, env, cursor).run_requests
+    _exec(env.source_url, "UPDATE public.jaws SET teeth = 'edited', updated_at = now() "
+                          "WHERE id = (SELECT min(id) FROM public.jaws)")
+    result = _tick(sensor, env, cursor)
+    assert [[k.to_user_string() for k in r.asset_selection] for r in result.run_requests] == [["jaws"]]
+
+
 def test_source_change_sensor_waits_while_a_sync_is_queued(env):
     sensor = env.defs.resolve_sensor_def(SOURCE_CHANGE_SENSOR)
     job = env.defs.resolve_job_def(MIGRATION_JOB)

@@ -132,6 +132,7 @@ def test_the_step_preload_imports_the_code_location_frozen_and_connects_to_nothi
 
 
 T1, T2 = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)
+T3, T4 = datetime(2099, 1, 1, tzinfo=UTC), datetime(2099, 1, 2, tzinfo=UTC)  # dated after the source's clock
 
 
 @pytest.mark.parametrize("before,now,expect_moved,expect_grew", [
@@ -143,11 +144,20 @@ T1, T2 = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)
     ({"m": Watermark(T1, 3)}, {"m": Watermark(T1, 4)}, [], ["m"]),
     ({"m": Watermark(T1, 4)}, {"m": Watermark(T1, 3)}, [], []),
     ({}, {"m": Watermark(T1, 4)}, ["m"], []),  # the first look loads NULL-cursor rows anyway
+    ({"a": Watermark(T1, None, T3)}, {"a": Watermark(T2, None, T3)}, ["a"], []),  # an edit behind a future row
+    ({"a": Watermark(T1, None, T3)}, {"a": Watermark(T1, None, T4)}, ["a"], []),  # a later future-dated row
+    ({"a": Watermark(T1, None, T3)}, {"a": Watermark(T1, None, T3)}, [], []),
 ])
 def test_watermark_comparison(before, now, expect_moved, expect_grew):
     assert moved(before, now) == expect_moved
     assert nulls_grew(before, now) == expect_grew
     assert {k: Watermark.from_json(v.to_json()) for k, v in now.items()} == now  # the cursor round-trips
+
+
+def test_a_cursor_from_before_future_dated_rows_were_kept_apart_counts_as_unseen():
+    """Its newest may be a future date that every edit stays behind: one run, rather than missed changes."""
+    old = {"a": Watermark.from_json({"newest": T3.isoformat(), "nulls": None})}
+    assert moved(old, {"a": Watermark(T2)}) == ["a"]
 
 
 @pytest.mark.parametrize("changed,expected", [
