@@ -17,6 +17,7 @@ from dbmig_pipeline.concurrency import STEP_PRELOAD
 from dbmig_pipeline.db import resolve_endpoints
 from dbmig_pipeline.definitions import MIGRATION_JOB, build_definitions
 from dbmig_pipeline.demo.seed import seed_legacy
+from dbmig_pipeline.entities import ENTITY_NAMES
 from dbmig_pipeline.instance import prepare_dagster_home
 from dbmig_pipeline.resources import DestinationDatabase, SourceDatabase
 from dbmig_pipeline.schedules import SYNC_SCHEDULE
@@ -115,6 +116,20 @@ SENSOR_STEPS = [
 ]
 
 
+def _steps(env, request) -> set[str]:
+    """The steps of the run a request launches: `migrate_all` subset to its assets and checks, as the daemon
+    does."""
+    checks = None if request.asset_check_keys is None else set(request.asset_check_keys)
+    subset = env.defs.resolve_job_def(MIGRATION_JOB).get_subset(asset_selection=set(request.asset_selection),
+                                                                 asset_check_selection=checks)
+    return {node.name for node in subset.graph.nodes}
+
+
+def _synced_with_drift_checks(entities) -> set[str]:
+    """A sync's steps: the entities and their schema-drift checks, never the full-table reconciliation ones."""
+    return {*entities, *(f"{name}_schema_drift" for name in entities)}
+
+
 def _tick(sensor, env, cursor=None):
     with dg.build_sensor_context(cursor=cursor, instance=env.instance, resources=env.resources) as context:
         return sensor(context)
@@ -135,6 +150,7 @@ def test_source_change_sensor_requests_a_run_only_after_a_change(env):
             assert isinstance(result, dg.SensorResult) and len(result.run_requests) == 1, label
             request = result.run_requests[0]
             assert [k.to_user_string() for k in request.asset_selection] == expected, label
+            assert _steps(env, request) == _synced_with_drift_checks(expected), label
             assert (request.tags.get("dbmig/full") == "true") == full, label
             # Nothing is migrated here, so every entity has all its partitions pending.
             assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (keys[0], keys[0] if full else keys[-1])
@@ -186,6 +202,7 @@ def test_schedule_requests_the_pending_range_as_one_run(env):
     before = evaluate()
     assert (before.tags[RANGE_START], before.tags[RANGE_END]) == (keys[0], keys[-1])  # nothing migrated yet
     assert before.run_key == "sync:2026-11-24T10:15Z" == evaluate().run_key
+    assert _steps(env, before) == _synced_with_drift_checks(ENTITY_NAMES)
 
     assert env.migrate().success
     after = evaluate()
