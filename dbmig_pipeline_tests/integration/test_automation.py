@@ -12,6 +12,8 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 from dagster._core.instance.ref import InstanceRef
+from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from dbmig_pipeline.concurrency import STEP_PRELOAD
 from dbmig_pipeline.db import resolve_endpoints
@@ -19,7 +21,9 @@ from dbmig_pipeline.definitions import MIGRATION_JOB, build_definitions
 from dbmig_pipeline.demo.seed import seed_legacy
 from dbmig_pipeline.entities import ENTITY_NAMES
 from dbmig_pipeline.instance import prepare_dagster_home
+from dbmig_pipeline.reconciliation import RECONCILE_JOB
 from dbmig_pipeline.resources import DestinationDatabase, SourceDatabase
+from dbmig_pipeline.run_queue import entity_tags
 from dbmig_pipeline.schedules import SYNC_SCHEDULE
 from dbmig_pipeline.sensors import RUN_FAILURE_SENSOR, SOURCE_CHANGE_SENSOR
 from dbmig_pipeline.settings import Settings
@@ -97,6 +101,30 @@ def test_instance_yaml_limits_the_source_pool_and_one_run_per_entity(env):
     entity_tags = {key for key in job_tags if key.startswith("dbmig/entity.")}
     assert len(entity_tags) == 6 and all(limits[key] == 1 for key in entity_tags)
     assert config.run_queue_config.max_concurrent_runs == 4
+
+
+def _origin(job_def: dg.JobDefinition) -> RemoteJobOrigin:
+    """Where a queued run's job comes from (the queue requires one): this code location, loaded in process."""
+    location = InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="dbmig_pipeline.definitions"), "dbmig")
+    return RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), job_def.name)
+
+
+@pytest.mark.parametrize("job,assets,entities", [
+    (None, ["patients"], ["patients"]),  # Materialize in the asset graph: Dagster's implicit asset job
+    (None, ["offices", "orders"], ["offices", "orders"]),  # a backfill of two entities
+    (RECONCILE_JOB, None, list(ENTITY_NAMES)),  # the repair takes every entity's pass lock in turn
+    (None, [], []),  # a check alone migrates nothing
+])
+def test_every_queued_run_carries_the_tags_of_the_entities_it_migrates(env, job, assets, entities):
+    """Not only migrate_all's runs: dagster.yaml's one-run-per-entity limits hold a run of the asset graph
+    behind a sync of the same entity, instead of both starting and one failing on the entity's pass lock."""
+    job_def = env.defs.resolve_job_def(job) if job else env.defs.resolve_implicit_global_asset_job_def()
+    selection = None if assets is None else frozenset(dg.AssetKey(name) for name in assets)
+    run = env.instance.create_run_for_job(job_def=job_def, asset_selection=selection,
+                                          status=dg.DagsterRunStatus.NOT_STARTED, remote_job_origin=_origin(job_def))
+    env.instance.run_coordinator.submit_run(dg.SubmitRunContext(run, workspace=None))
+    tags = env.instance.get_run_by_id(run.run_id).tags
+    assert {key for key in tags if key.startswith("dbmig/entity.")} == set(entity_tags(entities))
 
 
 # Each step changes the source (or not), then evaluates the sensor with the cursor the step before left.

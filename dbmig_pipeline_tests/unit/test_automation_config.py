@@ -9,14 +9,14 @@ import psycopg2
 import pytest
 import yaml
 
-from dbmig_pipeline.concurrency import (MAX_PARALLEL_STEPS, STEP_PRELOAD, entity_tags, step_start_method,
-                                        with_descendants)
+from dbmig_pipeline.concurrency import MAX_PARALLEL_STEPS, STEP_PRELOAD, step_start_method, with_descendants
 from dbmig_pipeline.definitions import build_definitions
 from dbmig_pipeline.engine.alerts import describe_url, redact
 from dbmig_pipeline.engine.errors import IntegrityHalt, error_category
 from dbmig_pipeline.engine.watermarks import Watermark, moved, nulls_grew
 from dbmig_pipeline.entities import ENTITY_NAMES
 from dbmig_pipeline.instance import _FALLBACK_INSTANCE_YAML, _PROJECT_INSTANCE_YAML
+from dbmig_pipeline.run_queue import entity_tags
 from dbmig_pipeline.schedules import interval_cron
 from dbmig_pipeline.settings import ConfigError, Settings
 
