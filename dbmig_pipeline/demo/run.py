@@ -19,6 +19,9 @@ from dbmig_pipeline.demo.seed import seed_legacy
 from dbmig_pipeline.schema import prepare_destination
 from dbmig_pipeline.settings import ConfigError, Settings
 
+#: The code location `dbmig dev` serves; loaded with -m, it is also the location's name (as in workspace.yaml).
+CODE_LOCATION_MODULE = "dbmig_pipeline.definitions"
+
 #: A differential workload: updated rows (timestamp bumped) and new rows.
 _CHANGES_SQL = """
 UPDATE public.patients SET notes = coalesce(notes, '') || ' (demo edit)', updated_at = now()
@@ -113,9 +116,8 @@ def run_dev(settings: Settings, *, port: int, scale: float, echo: Callable[[str]
     finally:
         databases.dispose()
     echo(f"Dagster UI{' (read-only)' if read_only else ''} on http://127.0.0.1:{port} (Ctrl-C stops it)")
-    command = [sys.executable, "-m", "dagster", "dev", "-m", "dbmig_pipeline.definitions",
-               "-h", "127.0.0.1", "-p", str(port)]
+    command = [sys.executable, "-m", "dagster", "dev", "-m", CODE_LOCATION_MODULE, "-h", "127.0.0.1", "-p", str(port)]
     if read_only:
-        command = [sys.executable, "-m", "dagster_webserver", "-m", "dbmig_pipeline.definitions",
+        command = [sys.executable, "-m", "dagster_webserver", "-m", CODE_LOCATION_MODULE,
                    "-h", "127.0.0.1", "-p", str(port), "--read-only"]
     raise SystemExit(subprocess.call(command, env=env))

@@ -11,6 +11,7 @@ import yaml
 
 from dbmig_pipeline.concurrency import MAX_PARALLEL_STEPS, STEP_PRELOAD, step_start_method, with_descendants
 from dbmig_pipeline.definitions import build_definitions
+from dbmig_pipeline.demo.run import CODE_LOCATION_MODULE
 from dbmig_pipeline.engine.alerts import describe_url, redact
 from dbmig_pipeline.engine.errors import IntegrityHalt, error_category
 from dbmig_pipeline.engine.watermarks import Watermark, moved, nulls_grew
@@ -65,6 +66,16 @@ def test_instance_yaml_and_its_fallback_agree_and_limit_every_entity():
     assert limits == {key: 1 for key in entity_tags(ENTITY_NAMES)}
     assert project["concurrency"]["pools"]["default_limit"] >= 1
     assert "config" not in project["run_coordinator"]  # `concurrency: runs:` replaces it (Dagster refuses both)
+
+
+def test_the_workspace_file_names_the_code_location_as_dbmig_dev_does():
+    """Dagster keeps schedule and sensor state per location name: under two names, automations switched on with
+    `dbmig dev` showed stopped under `dagster dev -w workspace.yaml`, and those left running went unevaluated."""
+    workspace = yaml.safe_load((_PROJECT_INSTANCE_YAML.parent / "workspace.yaml").read_text())
+    (entry,) = workspace["load_from"]
+    module = entry["python_module"]
+    assert module["module_name"] == CODE_LOCATION_MODULE
+    assert module.get("location_name", module["module_name"]) == CODE_LOCATION_MODULE  # Dagster's default name
 
 
 def test_migration_job_runs_multiprocess_and_carries_the_entity_tags(tmp_path):
