@@ -6,6 +6,7 @@ resets the target, so it refuses to run when a real database URL is set.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -120,4 +121,19 @@ def run_dev(settings: Settings, *, port: int, scale: float, echo: Callable[[str]
     if read_only:
         command = [sys.executable, "-m", "dagster_webserver", "-m", CODE_LOCATION_MODULE,
                    "-h", "127.0.0.1", "-p", str(port), "--read-only"]
-    raise SystemExit(subprocess.call(command, env=env))
+    raise SystemExit(_serve(command, env))
+
+
+def _serve(command: list[str], env: dict[str, str]) -> int:
+    """Run Dagster's processes until they end. A SIGTERM to `dbmig dev` alone (`kill`, a supervisor, `docker
+    stop`) is passed on, so that they shut down with it instead of running on orphaned, holding the port."""
+    child = subprocess.Popen(command, env=env)
+    previous = signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:  # Ctrl-C reached the whole process group: wait for Dagster's shutdown
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)
