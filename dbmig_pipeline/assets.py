@@ -10,6 +10,7 @@ import warnings
 from datetime import timedelta
 
 import dagster as dg
+from pydantic import Field
 
 from dbmig_pipeline.engine.errors import error_category, is_technical
 from dbmig_pipeline.engine.partitions import partitions_for
@@ -48,7 +49,10 @@ def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
 
 
 class SyncConfig(dg.Config):
-    full: bool = False  # re-read the whole window (backfill after a drift fix) instead of from the cursor
+    # Each field's description is what the launchpad shows the operator.
+    full: bool = Field(default=False, description=(
+        "Re-read the whole partition window instead of starting at the saved cursor (a backfill after a "
+        "schema-drift fix); rows whose content hash did not change are skipped. Same as the tag dbmig/full=true."))
 
 
 def _run_mode(context: dg.AssetExecutionContext, config: SyncConfig) -> str:

@@ -7,7 +7,8 @@ imported the code location once, DBMIG_STEP_START_METHOD, decision 0011);
 every step that reads the source takes a slot of the `dbmig_source` pool
 (limit in dagster.yaml); and queued runs carry one tag per entity they
 migrate, limited to one run per tag in dagster.yaml, so two queued runs
-never migrate the same entity at once.
+never migrate the same entity at once (run_queue.py tags the runs that are
+not `migrate_all`'s).
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from dbmig_pipeline.entities import ENTITIES
 from dbmig_pipeline.run_start import checked_first
 from dbmig_pipeline.settings import Settings
 
-ENTITY_TAG_PREFIX = "dbmig/entity."  # one namespace only: Dagster tag keys allow a single "/"
 #: Three chains can run at once at most (offices → … → orders, jaws, system_messages).
 MAX_PARALLEL_STEPS = 3
 
@@ -40,11 +40,6 @@ def build_executor(settings: Settings) -> dg.ExecutorDefinition:
     return checked_first(dg.multiprocess_executor).configured(
         {"max_concurrent": MAX_PARALLEL_STEPS, "start_method": step_start_method(settings.step_start_method)},
         name="dbmig_multiprocess")
-
-
-def entity_tags(entities: Iterable[str]) -> dict[str, str]:
-    """Run tags that the queue's tag concurrency limits hold to one run per entity."""
-    return {f"{ENTITY_TAG_PREFIX}{name}": "migrating" for name in entities}
 
 
 def with_descendants(names: Iterable[str]) -> list[str]:

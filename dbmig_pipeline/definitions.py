@@ -6,10 +6,11 @@ import dagster as dg
 from dbmig_pipeline.assets import GROUP, build_migration_assets
 from dbmig_pipeline.reconciliation import RECONCILE_ASSET, RECONCILE_JOB, build_all_reconciliation_checks, reconciliation
 from dbmig_pipeline.checks import build_drift_checks
-from dbmig_pipeline.concurrency import build_executor, entity_tags
+from dbmig_pipeline.concurrency import build_executor
 from dbmig_pipeline.drift_sensor import build_drift_sensor
 from dbmig_pipeline.entities import ENTITIES, ENTITY_NAMES
 from dbmig_pipeline.resources import DestinationDatabase, SourceDatabase
+from dbmig_pipeline.run_queue import entity_tags
 from dbmig_pipeline.schedules import build_sync_schedule
 from dbmig_pipeline.sensors import build_run_failure_sensor, build_source_change_sensor
 from dbmig_pipeline.settings import Settings

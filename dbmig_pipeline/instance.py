@@ -20,8 +20,8 @@ storage:
     postgres_url:
       env: DAGSTER_PG_URL
 run_coordinator:
-  module: dagster.core.run_coordinator
-  class: QueuedRunCoordinator
+  module: dbmig_pipeline.run_queue
+  class: EntityRunCoordinator
 concurrency:
   runs:
     max_concurrent_runs: 4

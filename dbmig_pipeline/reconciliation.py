@@ -6,6 +6,7 @@ Thin by design: the asset and checks call the engine and report. No SQL here.
 from datetime import timedelta
 
 import dagster as dg
+from pydantic import Field
 
 from dbmig_pipeline.assets import OPERATOR_TAG, RETRY_POLICY, SOURCE_POOL, SPECS_BY_NAME
 from dbmig_pipeline.engine.errors import IntegrityHalt, is_technical
@@ -23,8 +24,12 @@ RECONCILE_JOB = "reconcile_all"
 
 
 class ReconcileConfig(dg.Config):
-    entities: list[str] = []  # empty: all six
-    force_deletes: bool = False  # go past the delete guard (the deletes are real)
+    # Each field's description is what the launchpad shows the operator.
+    entities: list[str] = Field(default=[], description=(
+        "Entities to reconcile, e.g. [\"orders\"]; empty: all six, parents first."))
+    force_deletes: bool = Field(default=False, description=(
+        "Soft-delete past the delete guard (DBMIG_DELETE_GUARD_PERCENT / _MIN_ROWS). Only once you have checked "
+        "that the rows are really gone from the source, not a truncated or wrongly configured source."))
 
 
 @dg.asset(

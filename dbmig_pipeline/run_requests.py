@@ -2,7 +2,9 @@
 
 A range is requested with the `dagster/asset_partition_range_*` tags, like
 the CLI does, so a sync of many pending days is one keyset pass (the assets'
-single-run backfill policy), never one run per day.
+single-run backfill policy), never one run per day. It names its checks too:
+given assets alone, Dagster runs every check of them, the full-table
+reconciliation ones included, which `migrate_all` leaves to `reconcile_all`.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from dbmig_pipeline.assets import FULL_TAG, OPERATOR_TAG
+from dbmig_pipeline.checks import DRIFT_CHECK
 
 LAUNCHED_BY_TAG = "dbmig/launched_by"
 _WAITING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
@@ -28,7 +31,8 @@ def range_request(*, run_key: str, keys: Sequence[str], entities: Sequence[str],
     }
     if full:
         tags[FULL_TAG] = "true"
-    return dg.RunRequest(run_key=run_key, tags=tags, asset_selection=[dg.AssetKey(e) for e in entities])
+    return dg.RunRequest(run_key=run_key, tags=tags, asset_selection=[dg.AssetKey(e) for e in entities],
+                         asset_check_keys=[dg.AssetCheckKey(dg.AssetKey(e), DRIFT_CHECK) for e in entities])
 
 
 def waiting_run(instance: dg.DagsterInstance, job_name: str) -> str | None:

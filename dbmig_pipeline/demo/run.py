@@ -6,6 +6,7 @@ resets the target, so it refuses to run when a real database URL is set.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -18,6 +19,9 @@ from dbmig_pipeline.db import open_databases
 from dbmig_pipeline.demo.seed import seed_legacy
 from dbmig_pipeline.schema import prepare_destination
 from dbmig_pipeline.settings import ConfigError, Settings
+
+#: The code location `dbmig dev` serves; loaded with -m, it is also the location's name (as in workspace.yaml).
+CODE_LOCATION_MODULE = "dbmig_pipeline.definitions"
 
 #: A differential workload: updated rows (timestamp bumped) and new rows.
 _CHANGES_SQL = """
@@ -113,9 +117,23 @@ def run_dev(settings: Settings, *, port: int, scale: float, echo: Callable[[str]
     finally:
         databases.dispose()
     echo(f"Dagster UI{' (read-only)' if read_only else ''} on http://127.0.0.1:{port} (Ctrl-C stops it)")
-    command = [sys.executable, "-m", "dagster", "dev", "-m", "dbmig_pipeline.definitions",
-               "-h", "127.0.0.1", "-p", str(port)]
+    command = [sys.executable, "-m", "dagster", "dev", "-m", CODE_LOCATION_MODULE, "-h", "127.0.0.1", "-p", str(port)]
     if read_only:
-        command = [sys.executable, "-m", "dagster_webserver", "-m", "dbmig_pipeline.definitions",
+        command = [sys.executable, "-m", "dagster_webserver", "-m", CODE_LOCATION_MODULE,
                    "-h", "127.0.0.1", "-p", str(port), "--read-only"]
-    raise SystemExit(subprocess.call(command, env=env))
+    raise SystemExit(_serve(command, env))
+
+
+def _serve(command: list[str], env: dict[str, str]) -> int:
+    """Run Dagster's processes until they end. A SIGTERM to `dbmig dev` alone (`kill`, a supervisor, `docker
+    stop`) is passed on, so that they shut down with it instead of running on orphaned, holding the port."""
+    child = subprocess.Popen(command, env=env)
+    previous = signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:  # Ctrl-C reached the whole process group: wait for Dagster's shutdown
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -12,13 +12,18 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 from dagster._core.instance.ref import InstanceRef
+from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from dbmig_pipeline.concurrency import STEP_PRELOAD
 from dbmig_pipeline.db import resolve_endpoints
 from dbmig_pipeline.definitions import MIGRATION_JOB, build_definitions
 from dbmig_pipeline.demo.seed import seed_legacy
+from dbmig_pipeline.entities import ENTITY_NAMES
 from dbmig_pipeline.instance import prepare_dagster_home
+from dbmig_pipeline.reconciliation import RECONCILE_JOB
 from dbmig_pipeline.resources import DestinationDatabase, SourceDatabase
+from dbmig_pipeline.run_queue import entity_tags
 from dbmig_pipeline.run_start import CHECKED
 from dbmig_pipeline.schedules import SYNC_SCHEDULE
 from dbmig_pipeline.sensors import RUN_FAILURE_SENSOR, SOURCE_CHANGE_SENSOR
@@ -99,6 +104,30 @@ def test_instance_yaml_limits_the_source_pool_and_one_run_per_entity(env):
     assert config.run_queue_config.max_concurrent_runs == 4
 
 
+def _origin(job_def: dg.JobDefinition) -> RemoteJobOrigin:
+    """Where a queued run's job comes from (the queue requires one): this code location, loaded in process."""
+    location = InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="dbmig_pipeline.definitions"), "dbmig")
+    return RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), job_def.name)
+
+
+@pytest.mark.parametrize("job,assets,entities", [
+    (None, ["patients"], ["patients"]),  # Materialize in the asset graph: Dagster's implicit asset job
+    (None, ["offices", "orders"], ["offices", "orders"]),  # a backfill of two entities
+    (RECONCILE_JOB, None, list(ENTITY_NAMES)),  # the repair takes every entity's pass lock in turn
+    (None, [], []),  # a check alone migrates nothing
+])
+def test_every_queued_run_carries_the_tags_of_the_entities_it_migrates(env, job, assets, entities):
+    """Not only migrate_all's runs: dagster.yaml's one-run-per-entity limits hold a run of the asset graph
+    behind a sync of the same entity, instead of both starting and one failing on the entity's pass lock."""
+    job_def = env.defs.resolve_job_def(job) if job else env.defs.resolve_implicit_global_asset_job_def()
+    selection = None if assets is None else frozenset(dg.AssetKey(name) for name in assets)
+    run = env.instance.create_run_for_job(job_def=job_def, asset_selection=selection,
+                                          status=dg.DagsterRunStatus.NOT_STARTED, remote_job_origin=_origin(job_def))
+    env.instance.run_coordinator.submit_run(dg.SubmitRunContext(run, workspace=None))
+    tags = env.instance.get_run_by_id(run.run_id).tags
+    assert {key for key in tags if key.startswith("dbmig/entity.")} == set(entity_tags(entities))
+
+
 # Each step changes the source (or not), then evaluates the sensor with the cursor the step before left.
 SENSOR_STEPS = [
     ("first look: everything is new", None,
@@ -114,6 +143,20 @@ SENSOR_STEPS = [
      "code, body) VALUES (now(), NULL, 'info', 'T1', 'no timestamp')", ["system_messages"], True),
     ("quiet again", None, None, False),
 ]
+
+
+def _steps(env, request) -> set[str]:
+    """The steps of the run a request launches: `migrate_all` subset to its assets and checks, as the daemon
+    does."""
+    checks = None if request.asset_check_keys is None else set(request.asset_check_keys)
+    subset = env.defs.resolve_job_def(MIGRATION_JOB).get_subset(asset_selection=set(request.asset_selection),
+                                                                 asset_check_selection=checks)
+    return {node.name for node in subset.graph.nodes}
+
+
+def _synced_with_drift_checks(entities) -> set[str]:
+    """A sync's steps: the entities and their schema-drift checks, never the full-table reconciliation ones."""
+    return {*entities, *(f"{name}_schema_drift" for name in entities)}
 
 
 def _tick(sensor, env, cursor=None):
@@ -136,6 +179,7 @@ def test_source_change_sensor_requests_a_run_only_after_a_change(env):
             assert isinstance(result, dg.SensorResult) and len(result.run_requests) == 1, label
             request = result.run_requests[0]
             assert [k.to_user_string() for k in request.asset_selection] == expected, label
+            assert _steps(env, request) == _synced_with_drift_checks(expected), label
             assert (request.tags.get("dbmig/full") == "true") == full, label
             # Nothing is migrated here, so every entity has all its partitions pending.
             assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (keys[0], keys[0] if full else keys[-1])
@@ -143,6 +187,19 @@ def test_source_change_sensor_requests_a_run_only_after_a_change(env):
             assert again.run_requests[0].run_key == request.run_key, f"{label}: run key not deterministic"
         cursor = result.cursor
     assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+
+
+@pytest.mark.parametrize("ahead", ["now() + interval '2 years'", "'infinity'"])
+def test_source_change_sensor_sees_an_edit_stamped_now_while_a_row_is_dated_in_the_future(env, ahead):
+    """One row dated after the source's clock (a typo, `infinity`) must not hide every later edit until then."""
+    sensor = env.defs.resolve_sensor_def(SOURCE_CHANGE_SENSOR)
+    _exec(env.source_url, f"UPDATE public.jaws SET updated_at = {ahead} WHERE id = (SELECT max(id) FROM public.jaws)")
+    cursor = _tick(sensor, env).cursor
+    assert not _tick(sensor, env, cursor).run_requests
+    _exec(env.source_url, "UPDATE public.jaws SET teeth = 'edited', updated_at = now() "
+                          "WHERE id = (SELECT min(id) FROM public.jaws)")
+    result = _tick(sensor, env, cursor)
+    assert [[k.to_user_string() for k in r.asset_selection] for r in result.run_requests] == [["jaws"]]
 
 
 def test_source_change_sensor_waits_while_a_sync_is_queued(env):
@@ -174,6 +231,7 @@ def test_schedule_requests_the_pending_range_as_one_run(env):
     before = evaluate()
     assert (before.tags[RANGE_START], before.tags[RANGE_END]) == (keys[0], keys[-1])  # nothing migrated yet
     assert before.run_key == "sync:2026-11-24T10:15Z" == evaluate().run_key
+    assert _steps(env, before) == _synced_with_drift_checks(ENTITY_NAMES)
 
     assert env.migrate().success
     after = evaluate()

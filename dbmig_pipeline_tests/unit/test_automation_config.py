@@ -9,14 +9,15 @@ import psycopg2
 import pytest
 import yaml
 
-from dbmig_pipeline.concurrency import (MAX_PARALLEL_STEPS, STEP_PRELOAD, entity_tags, step_start_method,
-                                        with_descendants)
+from dbmig_pipeline.concurrency import MAX_PARALLEL_STEPS, STEP_PRELOAD, step_start_method, with_descendants
 from dbmig_pipeline.definitions import build_definitions
+from dbmig_pipeline.demo.run import CODE_LOCATION_MODULE
 from dbmig_pipeline.engine.alerts import describe_url, redact
 from dbmig_pipeline.engine.errors import IntegrityHalt, error_category
 from dbmig_pipeline.engine.watermarks import Watermark, moved, nulls_grew
 from dbmig_pipeline.entities import ENTITY_NAMES
 from dbmig_pipeline.instance import _FALLBACK_INSTANCE_YAML, _PROJECT_INSTANCE_YAML
+from dbmig_pipeline.run_queue import entity_tags
 from dbmig_pipeline.schedules import interval_cron
 from dbmig_pipeline.settings import ConfigError, Settings
 
@@ -65,6 +66,16 @@ def test_instance_yaml_and_its_fallback_agree_and_limit_every_entity():
     assert limits == {key: 1 for key in entity_tags(ENTITY_NAMES)}
     assert project["concurrency"]["pools"]["default_limit"] >= 1
     assert "config" not in project["run_coordinator"]  # `concurrency: runs:` replaces it (Dagster refuses both)
+
+
+def test_the_workspace_file_names_the_code_location_as_dbmig_dev_does():
+    """Dagster keeps schedule and sensor state per location name: under two names, automations switched on with
+    `dbmig dev` showed stopped under `dagster dev -w workspace.yaml`, and those left running went unevaluated."""
+    workspace = yaml.safe_load((_PROJECT_INSTANCE_YAML.parent / "workspace.yaml").read_text())
+    (entry,) = workspace["load_from"]
+    module = entry["python_module"]
+    assert module["module_name"] == CODE_LOCATION_MODULE
+    assert module.get("location_name", module["module_name"]) == CODE_LOCATION_MODULE  # Dagster's default name
 
 
 def test_migration_job_runs_multiprocess_and_carries_the_entity_tags(tmp_path):
@@ -132,6 +143,7 @@ def test_the_step_preload_imports_the_code_location_frozen_and_connects_to_nothi
 
 
 T1, T2 = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)
+T3, T4 = datetime(2099, 1, 1, tzinfo=UTC), datetime(2099, 1, 2, tzinfo=UTC)  # dated after the source's clock
 
 
 @pytest.mark.parametrize("before,now,expect_moved,expect_grew", [
@@ -143,11 +155,20 @@ T1, T2 = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)
     ({"m": Watermark(T1, 3)}, {"m": Watermark(T1, 4)}, [], ["m"]),
     ({"m": Watermark(T1, 4)}, {"m": Watermark(T1, 3)}, [], []),
     ({}, {"m": Watermark(T1, 4)}, ["m"], []),  # the first look loads NULL-cursor rows anyway
+    ({"a": Watermark(T1, None, T3)}, {"a": Watermark(T2, None, T3)}, ["a"], []),  # an edit behind a future row
+    ({"a": Watermark(T1, None, T3)}, {"a": Watermark(T1, None, T4)}, ["a"], []),  # a later future-dated row
+    ({"a": Watermark(T1, None, T3)}, {"a": Watermark(T1, None, T3)}, [], []),
 ])
 def test_watermark_comparison(before, now, expect_moved, expect_grew):
     assert moved(before, now) == expect_moved
     assert nulls_grew(before, now) == expect_grew
     assert {k: Watermark.from_json(v.to_json()) for k, v in now.items()} == now  # the cursor round-trips
+
+
+def test_a_cursor_from_before_future_dated_rows_were_kept_apart_counts_as_unseen():
+    """Its newest may be a future date that every edit stays behind: one run, rather than missed changes."""
+    old = {"a": Watermark.from_json({"newest": T3.isoformat(), "nulls": None})}
+    assert moved(old, {"a": Watermark(T2)}) == ["a"]
 
 
 @pytest.mark.parametrize("changed,expected", [

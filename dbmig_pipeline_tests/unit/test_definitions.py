@@ -2,6 +2,8 @@
 import dagster as dg
 
 from dbmig_pipeline.definitions import MIGRATION_JOB, build_definitions
+from dbmig_pipeline.entities import ENTITY_NAMES
+from dbmig_pipeline.reconciliation import RECONCILE_JOB
 from dbmig_pipeline.settings import Settings
 
 
@@ -59,3 +61,21 @@ def test_migrate_all_never_runs_the_full_table_reconciliation_checks(tmp_path):
         wanted = entities or ["doctors", "jaws", "offices", "orders", "patients", "system_messages"]
         assert assets == sorted(wanted)
         assert checks == sorted(f"{e}:schema_drift" for e in wanted)
+
+
+def _config_fields(job: dg.JobDefinition) -> dict[str, dict[str, str | None]]:
+    """Per op with run config, each field's description, as the launchpad receives them."""
+    ops = job.run_config_schema.config_type.fields["ops"].config_type.fields
+    configs = {name: op.config_type.fields["config"].config_type for name, op in ops.items()}
+    return {name: {field: spec.description for field, spec in config.fields.items()}
+            for name, config in configs.items() if hasattr(config, "fields")}  # the checks take any config
+
+
+def test_every_run_config_field_an_operator_can_set_is_described(tmp_path):
+    """The launchpad is where `full` and `force_deletes` are set: without a description it shows bare names."""
+    defs = _defs(tmp_path)
+    fields = {**_config_fields(defs.resolve_job_def(MIGRATION_JOB)),
+              **_config_fields(defs.resolve_job_def(RECONCILE_JOB))}
+    assert {name: sorted(described) for name, described in fields.items()} == {
+        **{entity: ["full"] for entity in ENTITY_NAMES}, "reconciliation": ["entities", "force_deletes"]}
+    assert all(description for described in fields.values() for description in described.values()), fields
