@@ -151,20 +151,37 @@ def set_changing_keys_aside(cur, spec: EntitySpec, rows: pd.DataFrame) -> list[M
     return moved
 
 
-def restore_keys(cur, spec: EntitySpec, moved: list[MovedKeys]) -> None:
-    """Rows whose key `set_changing_keys_aside` set aside and the upsert did not write get it back
-    (UniqueViolation when a row of the batch took it meanwhile: a real collision)."""
+def restore_keys(cur, spec: EntitySpec, moved: list[MovedKeys], stage: str, *, overwrite: bool = False) -> list[int]:
+    """Rows whose key `set_changing_keys_aside` set aside and the upsert did not write get it back;
+    returns the ids of those that gave it up instead.
+
+    A row left out although its version is not older than the target's (its parent is missing:
+    parked) no longer has its old key in the source; when a row of the batch took that key, it
+    gets ` (released: legacy id N changed it in the source)` appended (lower case, as
+    `release_keys`), so that one parked row does not stop the entity. A row left out because the
+    target holds a newer version still owns its key: taking it is a real collision
+    (UniqueViolation)."""
+    released: list[int] = []
     for m in moved:
         cur.execute(
             sql.SQL(
                 """
-                UPDATE {target} t SET {col} = u.old
+                UPDATE {target} t
+                   SET {col} = CASE WHEN (%(overwrite)s OR t.source_updated_at IS NULL
+                                          OR s.source_updated_at IS NULL OR s.source_updated_at >= t.source_updated_at)
+                                     AND EXISTS (SELECT 1 FROM {target} o WHERE o.{col} = u.old)
+                                    THEN u.old || ' (released: legacy id ' || t.legacy_id || ' changed it in the source)'
+                                    ELSE u.old END
                   FROM unnest(%(ids)s::bigint[], %(values)s::text[]) AS u(legacy_id, old)
+                  JOIN {stage} s ON s.legacy_id = u.legacy_id
                  WHERE t.legacy_id = u.legacy_id AND t.{col} = %(prefix)s || u.legacy_id
+                RETURNING t.legacy_id, t.{col} <> u.old
                 """
-            ).format(target=_target(spec), col=sql.Identifier(m.key)),
-            {"prefix": _HANDOVER_PREFIX, "ids": IdArray(m.legacy_ids), "values": m.values},
+            ).format(target=_target(spec), col=sql.Identifier(m.key), stage=sql.Identifier(stage)),
+            {"prefix": _HANDOVER_PREFIX, "ids": IdArray(m.legacy_ids), "values": m.values, "overwrite": overwrite},
         )
+        released += [i for i, gave_up in cur.fetchall() if gave_up]
+    return sorted(set(released))
 
 
 def release_keys(cur, spec: EntitySpec, legacy_ids: list[int]) -> None:

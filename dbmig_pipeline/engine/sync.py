@@ -697,7 +697,12 @@ class EntitySync:
         try:
             moved = set_changing_keys_aside(cur, spec, rows)
             written = upsert(cur, spec, self.stage, self.specs_by_name, overwrite=overwrite)
-            restore_keys(cur, spec, moved)
+            released = restore_keys(cur, spec, moved, self.stage, overwrite=overwrite)
+            if released:
+                bk.audit(cur, "keys_released", level="detail", entity=spec.name, run_id=self.run.run_id,
+                         operator=self.run.operator,
+                         details={"rows": len(released), "legacy_ids": released[:100],
+                                  "why": "parked with another key in the source; a live row of the batch took theirs"})
             return written
         except psycopg2.errors.UniqueViolation as exc:
             violation = (exc.diag.message_detail or str(exc)).strip().rstrip(".")
