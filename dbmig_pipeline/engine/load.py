@@ -96,6 +96,8 @@ def keys_held_in_target(cur, spec: EntitySpec, rows: pd.DataFrame, staged_ids: l
 #: What a key handed over within a batch holds until the upsert gives it its new value: a leading
 #: space, which no mapped value has (every text value is trimmed, MAPPING.md §3), and the row's id.
 _HANDOVER_PREFIX = " dbmig: handing over, legacy id "
+#: How a live row's released key ends (`restore_keys`, `release_keys`).
+_CHANGED = "changed it in the source"
 
 
 @dataclass(frozen=True)
@@ -151,36 +153,57 @@ def set_changing_keys_aside(cur, spec: EntitySpec, rows: pd.DataFrame) -> list[M
     return moved
 
 
-def restore_keys(cur, spec: EntitySpec, moved: list[MovedKeys]) -> None:
-    """Rows whose key `set_changing_keys_aside` set aside and the upsert did not write get it back
-    (UniqueViolation when a row of the batch took it meanwhile: a real collision)."""
+def restore_keys(cur, spec: EntitySpec, moved: list[MovedKeys], stage: str, *, overwrite: bool = False) -> list[int]:
+    """Rows whose key `set_changing_keys_aside` set aside and the upsert did not write get it back;
+    returns the ids of those that gave it up instead.
+
+    A row left out although its version is not older than the target's (its parent is missing:
+    parked) no longer has its old key in the source; when a row of the batch took that key, it
+    gets ` (released: legacy id N changed it in the source)` appended (lower case, as
+    `release_keys`), so that one parked row does not stop the entity. A row left out because the
+    target holds a newer version still owns its key: taking it is a real collision
+    (UniqueViolation)."""
+    released: list[int] = []
     for m in moved:
         cur.execute(
             sql.SQL(
                 """
-                UPDATE {target} t SET {col} = u.old
+                UPDATE {target} t
+                   SET {col} = CASE WHEN (%(overwrite)s OR t.source_updated_at IS NULL
+                                          OR s.source_updated_at IS NULL OR s.source_updated_at >= t.source_updated_at)
+                                     AND EXISTS (SELECT 1 FROM {target} o WHERE o.{col} = u.old)
+                                    THEN u.old || ' (released: legacy id ' || t.legacy_id || ' ' || %(why)s || ')'
+                                    ELSE u.old END
                   FROM unnest(%(ids)s::bigint[], %(values)s::text[]) AS u(legacy_id, old)
+                  JOIN {stage} s ON s.legacy_id = u.legacy_id
                  WHERE t.legacy_id = u.legacy_id AND t.{col} = %(prefix)s || u.legacy_id
+                RETURNING t.legacy_id, t.{col} <> u.old
                 """
-            ).format(target=_target(spec), col=sql.Identifier(m.key)),
-            {"prefix": _HANDOVER_PREFIX, "ids": IdArray(m.legacy_ids), "values": m.values},
+            ).format(target=_target(spec), col=sql.Identifier(m.key), stage=sql.Identifier(stage)),
+            {"prefix": _HANDOVER_PREFIX, "ids": IdArray(m.legacy_ids), "values": m.values, "overwrite": overwrite,
+             "why": _CHANGED},
         )
+        released += [i for i, gave_up in cur.fetchall() if gave_up]
+    return sorted(set(released))
 
 
-def release_keys(cur, spec: EntitySpec, legacy_ids: list[int]) -> None:
-    """The natural keys of these soft-deleted target rows given up: each gets the text
-    ` (released: legacy id N was deleted)` appended, lower case, which no mapped (upper-cased,
-    trimmed) value has; the row is kept (MAPPING.md §4), its old key still readable. A row that
-    comes back gets the key its source row then has. Text keys only."""
+def release_keys(cur, spec: EntitySpec, legacy_ids: list[int], *, deleted: bool = True) -> None:
+    """The natural keys of these target rows given up: each gets the text
+    ` (released: legacy id N was deleted)` appended (soft-deleted rows), or
+    ` (released: legacy id N changed it in the source)` (`deleted=False`: live rows whose new version
+    could not be written under its new key), lower case, which no mapped (upper-cased, trimmed) value
+    has; the row is kept (MAPPING.md §4), its old key still readable. A row that comes back, or loads,
+    gets the key its source row then has. Text keys only."""
     for key in _text_keys(spec):
         cur.execute(
             sql.SQL(
                 """
-                UPDATE {target} SET {col} = {col} || ' (released: legacy id ' || legacy_id || ' was deleted)'
-                 WHERE legacy_id = ANY(%(ids)s) AND deleted_at IS NOT NULL AND {col} NOT LIKE '%% (released: %%'
+                UPDATE {target} SET {col} = {col} || ' (released: legacy id ' || legacy_id || ' ' || %(why)s || ')'
+                 WHERE legacy_id = ANY(%(ids)s) AND (deleted_at IS NOT NULL OR NOT %(deleted)s)
+                   AND {col} NOT LIKE '%% (released: %%'
                 """
             ).format(target=_target(spec), col=sql.Identifier(key)),
-            {"ids": IdArray(legacy_ids)},
+            {"ids": IdArray(legacy_ids), "deleted": deleted, "why": "was deleted" if deleted else _CHANGED},
         )
 
 

@@ -22,7 +22,7 @@ from dbmig_pipeline.engine.pass_lock import entity_pass_lock
 from dbmig_pipeline.engine.preflight import run_preflight
 from dbmig_pipeline.engine.sync import EntitySync, RunInfo
 from dbmig_pipeline.settings import DEFAULT_DELETE_GUARD_MIN_ROWS
-from dbmig_pipeline.entities.spec import EntitySpec
+from dbmig_pipeline.entities.spec import INTEGRITY, EntitySpec
 
 
 class DeleteGuardHalt(EngineError):
@@ -89,7 +89,10 @@ def _reconcile_entity(source: Engine, dest: Engine, spec: EntitySpec, specs_by_n
             dst_conn.commit()
             raise DeleteGuardHalt(message)
         result = Reconciliation(baseline)
-        if baseline.leaves:  # the audit row below is written either way: every operation leaves one (§5)
+        with dst_conn.cursor() as cur:
+            halted = bk.open_error_ids(cur, spec.name, INTEGRITY)
+        dst_conn.rollback()
+        if baseline.leaves or halted:  # the audit row below is written either way: every operation leaves one (§5)
             sync = EntitySync(source, dest, spec, specs_by_name, [], [], run, None)
             try:
                 scratch = Baseline(spec.name)
@@ -105,6 +108,14 @@ def _reconcile_entity(source: Engine, dest: Engine, spec: EntitySpec, specs_by_n
                         result.quarantined += outcome.quarantined
                     if deleted:
                         result.soft_deleted += sync.soft_delete(deleted)
+                if halted:
+                    # Rows a halt named, as every sync retries them: once the source is fixed, the partner
+                    # that did not change never differs in the baseline, and its error stayed open.
+                    with dst_conn.cursor() as cur:
+                        halted = bk.open_error_ids(cur, spec.name, INTEGRITY)
+                    dst_conn.rollback()
+                    if halted:
+                        sync.reprocess_ids(halted, reason="reconcile_repair")
             except IntegrityHalt as exc:
                 # Recorded as a pass records it: the named rows' integrity errors keep the entity stopped
                 # (every migrate retries them) until the source is fixed.

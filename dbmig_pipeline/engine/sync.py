@@ -40,9 +40,9 @@ from dbmig_pipeline.engine.extract import (
     position_after,
     safe_horizon,
 )
-from dbmig_pipeline.engine.load import (find_collisions, keys_held_by_others, keys_held_in_target, missing_parents,
-                                        release_keys, restore_keys, set_changing_keys_aside, soft_delete_rows,
-                                        target_is_empty, upsert)
+from dbmig_pipeline.engine.load import (Collision, find_collisions, keys_held_by_others, keys_held_in_target,
+                                        missing_parents, release_keys, restore_keys, set_changing_keys_aside,
+                                        soft_delete_rows, target_is_empty, upsert)
 from dbmig_pipeline.engine.parked import ready_to_retry
 from dbmig_pipeline.engine.pass_lock import entity_pass_lock
 from dbmig_pipeline.engine.partitions import Partition, keys_of
@@ -698,7 +698,12 @@ class EntitySync:
         try:
             moved = set_changing_keys_aside(cur, spec, rows)
             written = upsert(cur, spec, self.stage, self.specs_by_name, overwrite=overwrite)
-            restore_keys(cur, spec, moved)
+            released = restore_keys(cur, spec, moved, self.stage, overwrite=overwrite)
+            if released:
+                bk.audit(cur, "keys_released", level="detail", entity=spec.name, run_id=self.run.run_id,
+                         operator=self.run.operator,
+                         details={"rows": len(released), "legacy_ids": released[:100],
+                                  "why": "parked with another key in the source; a live row of the batch took theirs"})
             return written
         except psycopg2.errors.UniqueViolation as exc:
             violation = (exc.diag.message_detail or str(exc)).strip().rstrip(".")
@@ -718,7 +723,7 @@ class EntitySync:
         otherwise halts the entity naming the ids. Target rows whose source row is gone give their
         key up (`_release`). Returns only when no collision is left."""
         spec = self.spec
-        collisions = find_collisions(cur, spec, self.stage)
+        collisions = self._release_quarantined_holders(cur, find_collisions(cur, spec, self.stage))
         if not collisions:
             return
         pull = sorted({t for c in collisions for t in c.target_ids} - set(int(i) for i in changed["id"]))
@@ -734,6 +739,31 @@ class EntitySync:
             if gone and all(c.target_ids and set(c.target_ids) <= set(gone) for c in collisions):
                 return
         raise self._collision_error(collisions)
+
+    def _release_quarantined_holders(self, cur, collisions: list[Collision]) -> list[Collision]:
+        """Target rows holding a key the batch wants whose new version, in this batch, is quarantined
+        under another key: they no longer have it in the source, so they give it up (`release_keys`)
+        and keep their loaded version; one quarantined order stopped every order of the entity.
+        Returns the collisions left."""
+        batch: TransformResult | None = getattr(self._local, "batch", None)
+        keys = None if batch is None else batch.rejected_keys
+        if keys is None or keys.empty or not collisions:
+            return collisions
+        left, gave_up = [], set()
+        for c in collisions:
+            new_keys = dict(zip(keys["legacy_id"].astype("int64"), keys[c.key]))
+            gave = {t for t in c.target_ids if t in new_keys and (pd.isna(new_keys[t]) or new_keys[t] != c.value)}
+            gave_up |= gave
+            rest = tuple(t for t in c.target_ids if t not in gave)
+            if rest or not gave:
+                left.append(replace(c, target_ids=rest))
+        if gave_up:
+            release_keys(cur, self.spec, sorted(gave_up), deleted=False)
+            bk.audit(cur, "keys_released", level="detail", entity=self.spec.name, run_id=self.run.run_id,
+                     operator=self.run.operator,
+                     details={"rows": len(gave_up), "legacy_ids": sorted(gave_up)[:100],
+                              "why": "quarantined under another key in the source; a live row wants theirs"})
+        return left
 
     def _release(self, cur, gone: list[int]) -> None:
         """Target rows whose source row was deleted, holding a key a live row now has: soft-deleted
@@ -898,19 +928,16 @@ class EntitySync:
 
     def _held_by_old_versions(self, collisions) -> list[str]:
         """Why a row of the batch still holds a key in the target though its source row gave it up: its
-        new version is quarantined, or was not written (a missing parent, a newer target version)."""
+        new version was not written because the target holds a newer one. (A quarantined or parked new
+        version gives the key up: `_release_quarantined_holders`, `restore_keys`.)"""
         batch: TransformResult | None = getattr(self._local, "batch", None)
         if batch is None:
             return []
-        rejected = dict(zip(batch.rejects["legacy_id"].astype("int64"), batch.rejects["detail"]))
         staged = batch.rows.set_index(batch.rows["legacy_id"].astype("int64"))
         notes = []
         for c in collisions:
             for i in sorted(set(c.legacy_ids) | set(c.target_ids)):
-                if i in rejected:
-                    notes.append(f"Legacy id {i} no longer has {c.value!r} in the source, but its new version is "
-                                 f"quarantined ({rejected[i]}): the target keeps its old one until that is fixed")
-                elif i in staged.index and c.key in staged.columns and staged.at[i, c.key] != c.value:
+                if i in staged.index and c.key in staged.columns and staged.at[i, c.key] != c.value:
                     notes.append(f"Legacy id {i} no longer has {c.value!r} in the source (now "
                                  f"{staged.at[i, c.key]!r}), but its new version was not written (its parent is "
                                  "missing, or the target holds a newer version): the target keeps its old one until "

@@ -230,4 +230,5 @@ class Verdicts:
             rows=rows[keep].reset_index(drop=True),
             rejects=rejects.reset_index(drop=True),
             warnings=warnings.reset_index(drop=True),
+            rejected_keys=rows.loc[self.rejected, ["legacy_id", *spec.unique_keys]].reset_index(drop=True),
         )

@@ -56,11 +56,16 @@ class TransformResult:
         per source row: the first rule of MAPPING.md section 3 that it breaks.
     warnings: data-quality warnings on rows that are still migrated
         (`legacy_id`, `column`, `detail`).
+    rejected_keys: the natural keys (`EntitySpec.unique_keys`) the quarantined
+        rows map to (`legacy_id`, one column per key, NULL where empty): a
+        loaded row whose new version is quarantined under another key no
+        longer has its old one in the source.
     """
 
     rows: pd.DataFrame
     rejects: pd.DataFrame
     warnings: pd.DataFrame
+    rejected_keys: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)

@@ -646,28 +646,66 @@ def test_a_number_given_up_only_by_an_older_version_stops_orders_naming_both_row
     assert not pair.dst("SELECT 1 FROM app.orders WHERE order_number LIKE ' %'")
 
 
-@pytest.mark.parametrize("why", ["quarantined", "parked"])
-def test_a_number_held_by_an_order_whose_new_version_cannot_load_names_that_order(pair, why):
-    """Order 1 gives o-1 up in the source, but its new version is quarantined (or waits for its patient),
-    so the target keeps o-1 for it; order 2 taking o-1 stops orders. The source has no duplicate: the
-    message says which row to fix, not "make these values distinct"."""
+def assert_order_1_gave_o_1_to_order_2(pair, held_as: str) -> None:
+    """Order 1 (held as `held_as`) kept its loaded version with o-1 released; order 2 has o-1; the
+    unrelated change of order 3 went through."""
+    numbers = dict(pair.dst("SELECT legacy_id, order_number FROM app.orders"))
+    assert numbers[2] == "O-1" and numbers[1] == "O-1 (released: legacy id 1 changed it in the source)"
+    assert pair.dst("SELECT status FROM app.orders WHERE legacy_id = 3") == [("shipped",)]
+    assert open_errors(pair, "orders") == {("orders", 1): held_as}
+    assert pair.dst("SELECT details->'legacy_ids' FROM dbmig.audit_log WHERE operation = 'keys_released'") == [([1],)]
+
+
+@pytest.mark.parametrize("mode", [DIFFERENTIAL, FULL])
+def test_a_quarantined_order_gives_up_the_number_it_no_longer_has_and_orders_go_on(pair, mode):
+    """Order 1 moves to o-9 with a negative price (quarantined; its loaded version stays), order 2 takes
+    o-1. The source has no duplicate (MAPPING.md §3: the quarantined row is recorded and every other row
+    goes on): order 1's target row gives o-1 up, order 2 and the rest load; fixed, order 1 takes o-9.
+    A quarantined order that keeps its number in the source still collides."""
+    base_rows(pair, patients=4, orders=4)
+    pair.run_all(mode=FULL)
+    pair.src("UPDATE orders SET order_no = 'o-9', price = -1, updated_at = now() WHERE id = 1;"
+             " UPDATE orders SET order_no = 'o-1', updated_at = now() WHERE id = 2;"
+             " UPDATE orders SET status = 'shipped', updated_at = now() WHERE id = 3")
+
+    assert pair.run("orders", mode=mode, run_id="run-2").quarantined == 1
+    assert_order_1_gave_o_1_to_order_2(pair, "business_rule")
+
+    pair.src("UPDATE orders SET price = 1, updated_at = now() WHERE id = 1")
+    pair.run("orders", mode=DIFFERENTIAL, run_id="run-3")
+    assert dict(pair.dst("SELECT legacy_id, order_number FROM app.orders"))[1] == "O-9"
+    assert open_errors(pair, "orders") == {}
+
+    pair.src("UPDATE orders SET price = -1, updated_at = now() WHERE id = 4;"
+             " INSERT INTO orders (created_at, updated_at, patient_id, order_no, status, price)"
+             " VALUES (now(), now(), 1, ' O-4 ', 'draft', 1)")
+    with pytest.raises(IntegrityHalt, match="legacy ids 4, 5"):
+        pair.run("orders", mode=DIFFERENTIAL, run_id="run-4")
+
+
+@pytest.mark.parametrize("mode", [DIFFERENTIAL, FULL])
+def test_a_parked_order_gives_up_the_number_it_no_longer_has_and_orders_go_on(pair, mode):
+    """Order 1 moves to o-9 and to a patient not yet in the target (parked); order 2 takes o-1. The
+    source has no duplicate (MAPPING.md §3, §4: a parked child waits, every other row goes on): the
+    target row of order 1 keeps its old version with o-1 released, order 2 and the rest load, and
+    order 1 takes o-9 once its patient arrives."""
     base_rows(pair, patients=3, orders=3)
     pair.run_all(mode=FULL)
-    if why == "quarantined":
-        pair.src("UPDATE orders SET order_no = 'o-9', price = -1, updated_at = now() WHERE id = 1")
-    else:
-        late = insert(pair, "patients", [{"created_at": OLD, "updated_at": datetime.now(UTC), "doctor_id": 1,
-                                          "first_name": "Late", "last_name": "Parent", "status": 1}])[0]
-        pair.src("UPDATE orders SET order_no = 'o-9', patient_id = :p, updated_at = now() WHERE id = 1", p=late)
-    pair.src("UPDATE orders SET order_no = 'o-1', updated_at = now() WHERE id = 2")
+    late = insert(pair, "patients", [{"created_at": OLD, "updated_at": datetime.now(UTC), "doctor_id": 1,
+                                      "first_name": "Late", "last_name": "Parent", "status": 7}])[0]  # quarantined
+    pair.src("UPDATE orders SET order_no = 'o-9', patient_id = :p, updated_at = now() WHERE id = 1;"
+             " UPDATE orders SET order_no = 'o-1', updated_at = now() WHERE id = 2;"
+             " UPDATE orders SET status = 'shipped', updated_at = now() WHERE id = 3", p=late)
+    pair.run("patients", mode=DIFFERENTIAL, run_id="run-2")
 
-    with pytest.raises(IntegrityHalt) as halt:
-        pair.run("orders", mode=DIFFERENTIAL, run_id="run-2")
-    message = str(halt.value)
-    assert "legacy ids 1, 2" in message and "Legacy id 1 no longer has 'O-1' in the source" in message
-    assert ("is quarantined (price -1.00 is negative)" in message if why == "quarantined"
-            else "(now 'O-9'), but its new version was not written (its parent is missing" in message)
-    assert "fix the row(s) named" in message and "make these values distinct" not in message
+    assert pair.run("orders", mode=mode, run_id="run-2").parked == 1
+    assert_order_1_gave_o_1_to_order_2(pair, "missing_parent")
+
+    pair.src("UPDATE patients SET status = 1, updated_at = now() WHERE id = :p", p=late)
+    pair.run("patients", mode=DIFFERENTIAL, run_id="run-3")
+    pair.run("orders", mode=DIFFERENTIAL, run_id="run-3")
+    assert dict(pair.dst("SELECT legacy_id, order_number FROM app.orders"))[1] == "O-9"
+    assert open_errors(pair, "orders") == {}
 
 
 def assert_failing_batch_not_written(pair, halted: int, batch_size: int = 7):
