@@ -19,6 +19,9 @@ ENTITY_TAG_PREFIX = "dbmig/entity."  # one namespace only: Dagster tag keys allo
 ENTITY_TAG_VALUE = "migrating"
 #: The asset that repairs every entity in turn (reconciliation.py), each under the entity's pass lock.
 RECONCILE_ASSET = "reconciliation"
+#: dbmig's code location, named after its module (`dbmig dev` loads it with -m; workspace.yaml sets no name).
+#: Runs of any other location on the instance are left as they are.
+CODE_LOCATION = "dbmig_pipeline.definitions"
 
 
 def entity_tags(entities: Iterable[str]) -> dict[str, str]:
@@ -27,8 +30,12 @@ def entity_tags(entities: Iterable[str]) -> dict[str, str]:
 
 
 def tags_for_run(run: dg.DagsterRun, limited: Iterable[str]) -> dict[str, str]:
-    """The entity tags of `limited` (tag keys) that `run` should carry and lacks: the entities among its assets,
-    all of them for a run of every asset or of the repair."""
+    """The entity tags of `limited` (tag keys) that a run of dbmig's code location should carry and lacks: the
+    entities among its assets, all of them for a run of every asset or of the repair. None for the runs of
+    other locations (their jobs and assets are not dbmig's, whatever their names)."""
+    origin = run.remote_job_origin
+    if origin is None or origin.location_name != CODE_LOCATION:
+        return {}
     entities = {key.removeprefix(ENTITY_TAG_PREFIX) for key in limited if key.startswith(ENTITY_TAG_PREFIX)}
     selected = None if run.asset_selection is None else {key.to_user_string() for key in run.asset_selection}
     if selected is not None and RECONCILE_ASSET not in selected:

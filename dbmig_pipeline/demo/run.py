@@ -17,11 +17,12 @@ import sqlalchemy as sa
 from dbmig_pipeline import startup
 from dbmig_pipeline.db import open_databases
 from dbmig_pipeline.demo.seed import seed_legacy
+from dbmig_pipeline.run_queue import CODE_LOCATION
 from dbmig_pipeline.schema import prepare_destination
 from dbmig_pipeline.settings import ConfigError, Settings
 
 #: The code location `dbmig dev` serves; loaded with -m, it is also the location's name (as in workspace.yaml).
-CODE_LOCATION_MODULE = "dbmig_pipeline.definitions"
+CODE_LOCATION_MODULE = CODE_LOCATION
 
 #: A differential workload: updated rows (timestamp bumped) and new rows.
 _CHANGES_SQL = """

@@ -23,7 +23,7 @@ from dbmig_pipeline.entities import ENTITY_NAMES
 from dbmig_pipeline.instance import prepare_dagster_home
 from dbmig_pipeline.reconciliation import RECONCILE_JOB
 from dbmig_pipeline.resources import DestinationDatabase, SourceDatabase
-from dbmig_pipeline.run_queue import entity_tags
+from dbmig_pipeline.run_queue import CODE_LOCATION, entity_tags
 from dbmig_pipeline.run_start import CHECKED
 from dbmig_pipeline.schedules import SYNC_SCHEDULE
 from dbmig_pipeline.sensors import RUN_FAILURE_SENSOR, SOURCE_CHANGE_SENSOR
@@ -104,25 +104,32 @@ def test_instance_yaml_limits_the_source_pool_and_one_run_per_entity(env):
     assert config.run_queue_config.max_concurrent_runs == 4
 
 
-def _origin(job_def: dg.JobDefinition) -> RemoteJobOrigin:
-    """Where a queued run's job comes from (the queue requires one): this code location, loaded in process."""
-    location = InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="dbmig_pipeline.definitions"), "dbmig")
-    return RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), job_def.name)
+def _origin(job_def: dg.JobDefinition, location: str = CODE_LOCATION) -> RemoteJobOrigin:
+    """Where a queued run's job comes from (the queue requires one): a code location loaded in process,
+    this one unless `location` names another."""
+    origin = InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="dbmig_pipeline.definitions"),
+                                         location_name=location)
+    return RemoteJobOrigin(RemoteRepositoryOrigin(origin, "__repository__"), job_def.name)
 
 
-@pytest.mark.parametrize("job,assets,entities", [
-    (None, ["patients"], ["patients"]),  # Materialize in the asset graph: Dagster's implicit asset job
-    (None, ["offices", "orders"], ["offices", "orders"]),  # a backfill of two entities
-    (RECONCILE_JOB, None, list(ENTITY_NAMES)),  # the repair takes every entity's pass lock in turn
-    (None, [], []),  # a check alone migrates nothing
+@pytest.mark.parametrize("job,assets,entities,location", [
+    (None, ["patients"], ["patients"], CODE_LOCATION),  # Materialize in the asset graph: the implicit asset job
+    (None, ["offices", "orders"], ["offices", "orders"], CODE_LOCATION),  # a backfill of two entities
+    (RECONCILE_JOB, None, list(ENTITY_NAMES), CODE_LOCATION),  # the repair takes every entity's pass lock in turn
+    (None, [], [], CODE_LOCATION),  # a check alone migrates nothing
+    # Another team's location on the same instance: its assets called orders, its asset-less jobs, are not dbmig's
+    (None, ["orders"], [], "billing"),
+    (RECONCILE_JOB, None, [], "billing"),
 ])
-def test_every_queued_run_carries_the_tags_of_the_entities_it_migrates(env, job, assets, entities):
+def test_every_queued_run_carries_the_tags_of_the_entities_it_migrates(env, job, assets, entities, location):
     """Not only migrate_all's runs: dagster.yaml's one-run-per-entity limits hold a run of the asset graph
-    behind a sync of the same entity, instead of both starting and one failing on the entity's pass lock."""
+    behind a sync of the same entity, instead of both starting and one failing on the entity's pass lock.
+    Runs of other code locations keep their own tags: they would otherwise queue behind dbmig's syncs."""
     job_def = env.defs.resolve_job_def(job) if job else env.defs.resolve_implicit_global_asset_job_def()
     selection = None if assets is None else frozenset(dg.AssetKey(name) for name in assets)
     run = env.instance.create_run_for_job(job_def=job_def, asset_selection=selection,
-                                          status=dg.DagsterRunStatus.NOT_STARTED, remote_job_origin=_origin(job_def))
+                                          status=dg.DagsterRunStatus.NOT_STARTED,
+                                          remote_job_origin=_origin(job_def, location))
     env.instance.run_coordinator.submit_run(dg.SubmitRunContext(run, workspace=None))
     tags = env.instance.get_run_by_id(run.run_id).tags
     assert {key for key in tags if key.startswith("dbmig/entity.")} == set(entity_tags(entities))
