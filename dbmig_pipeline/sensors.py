@@ -45,8 +45,9 @@ def build_source_change_sensor(settings: Settings, job) -> dg.SensorDefinition:
         job=job,
         minimum_interval_seconds=60,
         default_status=_status(settings),
-        description="Polls max(updated_at) per source table (an index lookup) and requests a differential "
-                    "run of the entities that changed, and of their children, over the pending range.",
+        description="Polls the newest updated_at per source table, up to the source's clock and after it (two "
+                    "index lookups), and requests a differential run of the entities that changed, and of their "
+                    "children, over the pending range.",
     )
     def _sensor(context: dg.SensorEvaluationContext, source_db: SourceDatabase, dest_db: DestinationDatabase):
         seen = _load_cursor(context.cursor)

@@ -4,8 +4,8 @@ Invariant: one cheap read per entity, answered from the `(updated_at, id)`
 index (each `max()` is a single descent; the NULL count scans only the NULL
 entries), so polling every minute never loads the source.
 
-Rows dated after the source's clock (a typo, a clock ahead, `infinity`) are
-kept apart: were they in the newest value, an edit stamped `now()` would
+Rows dated after the source's clock (a typo, a clock ahead, `infinity`, a
+year past 9999, read as the end of Python's range) are kept apart: were they in the newest value, an edit stamped `now()` would
 never be newer than it, and the sensor would see no change until that date.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ from datetime import datetime
 from psycopg2 import sql
 from sqlalchemy.engine import Engine
 
+from dbmig_pipeline.engine.pg_dates import read_out_of_range_as_ends
 from dbmig_pipeline.entities.spec import EntitySpec
 
 
@@ -62,6 +63,7 @@ def source_watermarks(source: Engine, specs: Iterable[EntitySpec]) -> dict[str, 
     conn = source.raw_connection()
     try:
         with conn.cursor() as cur:
+            read_out_of_range_as_ends(cur)  # a year past 9999 (a typo) is the newest possible value, not an error
             marks = {}
             for spec in specs:
                 cur.execute(_query(spec))

@@ -196,9 +196,10 @@ def test_source_change_sensor_requests_a_run_only_after_a_change(env):
     assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
 
 
-@pytest.mark.parametrize("ahead", ["now() + interval '2 years'", "'infinity'"])
+@pytest.mark.parametrize("ahead", ["now() + interval '2 years'", "'infinity'", "'20201-05-03 00:00+00'"])
 def test_source_change_sensor_sees_an_edit_stamped_now_while_a_row_is_dated_in_the_future(env, ahead):
-    """One row dated after the source's clock (a typo, `infinity`) must not hide every later edit until then."""
+    """One row dated after the source's clock (a typo, `infinity`, a year Python cannot hold) must not hide
+    every later edit until then, nor stop the sensor."""
     sensor = env.defs.resolve_sensor_def(SOURCE_CHANGE_SENSOR)
     _exec(env.source_url, f"UPDATE public.jaws SET updated_at = {ahead} WHERE id = (SELECT max(id) FROM public.jaws)")
     cursor = _tick(sensor, env).cursor
