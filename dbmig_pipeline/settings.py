@@ -112,11 +112,12 @@ def mask_url(url: str | URL | None) -> str:
 
 
 def url_secrets(url: URL) -> tuple[str, ...]:
-    """Every secret an engine's URL holds (its password, a `?password=` / `?sslpassword=` value), so
-    that an error text can be cut free of them before it is shown or stored."""
+    """Every secret an engine's URL holds (its password, a `?password=` / `?sslpassword=` value), longest
+    first, so that an error text can be cut free of them before it is shown or stored (a shorter secret
+    replaced first could leave the rest of a longer one that contains it)."""
     values = [url.password] + [url.query.get(key) for key in ("password", "sslpassword")]
-    flat = [v for value in values for v in ((value,) if isinstance(value, str) else value or ())]
-    return tuple(v for v in flat if v)
+    flat = {v for value in values for v in ((value,) if isinstance(value, str) else value or ()) if v}
+    return tuple(sorted(flat, key=len, reverse=True))
 
 
 def normalise_url(url: str | URL) -> str:

@@ -110,7 +110,7 @@ def _reason(exc: BaseException, secrets: tuple[str, ...]) -> str:
     cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     lines = str(cause).strip().splitlines()
     text = f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-    for secret in secrets:
+    for secret in sorted(secrets, key=len, reverse=True):  # longest first: one may contain another
         text = text.replace(secret, "***")
     return redact(text)
 

@@ -4,6 +4,7 @@ import sqlalchemy as sa
 
 from dbmig_pipeline.db import _redact
 from dbmig_pipeline.engine.alerts import redact
+from dbmig_pipeline.engine.retrying import _reason
 from dbmig_pipeline.settings import URL_FORM, ConfigError, Settings, mask_url, normalise_url, url_secrets
 from dbmig_pipeline_tests.integration.security.cli_runner import invoke_cli
 
@@ -96,3 +97,10 @@ def test_every_password_a_url_holds_is_cut_from_connection_errors(url):
     engine = sa.create_engine(url)
     assert url_secrets(engine.url) == (SECRET,)
     assert SECRET not in _redact(f"could not connect: {SECRET} rejected", engine)
+
+
+def test_a_password_inside_another_secret_does_not_leave_the_rest_of_it():
+    engine = sa.create_engine("postgresql+psycopg2://rops:abc@127.0.0.1/legacy?sslpassword=abcdef-key")
+    assert url_secrets(engine.url) == ("abcdef-key", "abc")
+    assert _redact("bad key abcdef-key for abc", engine) == "bad key *** for ***"
+    assert "def-key" not in _reason(ValueError("bad key abcdef-key"), ("abc", "abcdef-key"))
