@@ -24,6 +24,9 @@ import dagster as dg
 from dbmig_pipeline.db import open_databases
 from dbmig_pipeline.settings import Settings
 
+#: Set on a run whose start-up checks failed: the failure sensor then writes nothing to the destination,
+#: which may be the very database that is wrong (the legacy one, say).
+CHECKS_FAILED_TAG = "dbmig/startup_checks"
 #: The run's log line when every check passed (tests look for it).
 CHECKED = "start-up checks: source and destination reached, two databases, each role may do what dbmig needs: ok"
 
@@ -47,6 +50,7 @@ class _CheckedFirst(dg.Executor):
             check_configuration()
         except Exception as exc:
             plan_context.log.error(f"start-up checks failed, no step started: {exc}")
+            plan_context.instance.add_run_tags(plan_context.run_id, {CHECKS_FAILED_TAG: "failed"})
             raise
         plan_context.log.info(f"{CHECKED} ({time.monotonic() - started:.2f} s)")
         yield from self._inner.execute(plan_context, execution_plan)

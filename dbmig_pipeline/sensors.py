@@ -22,6 +22,7 @@ from dbmig_pipeline.entities import ENTITIES
 from dbmig_pipeline.entities.spec import DATA_QUALITY, TECHNICAL
 from dbmig_pipeline.resources import DestinationDatabase, SourceDatabase
 from dbmig_pipeline.run_requests import digest, range_request, waiting_run
+from dbmig_pipeline.run_start import CHECKS_FAILED_TAG
 from dbmig_pipeline.schema import apply_control_schema
 from dbmig_pipeline.settings import Settings
 
@@ -103,6 +104,13 @@ def _run_error(event: dg.DagsterEvent) -> str:
     return error.message.strip() if error else (event.message or "the run failed outside any step")
 
 
+def _failed_its_checks(context: dg.RunFailureSensorContext) -> bool:
+    """The run stopped at its start-up checks (run_start.py): its configuration, perhaps the destination
+    itself, is what is wrong."""
+    run = context.instance.get_run_by_id(context.dagster_run.run_id) or context.dagster_run
+    return run.tags.get(CHECKS_FAILED_TAG) == "failed"
+
+
 def describe_failure(context: dg.RunFailureSensorContext) -> RunFailure:
     run = context.dagster_run
     start, end = run.tags.get("dagster/asset_partition_range_start"), run.tags.get("dagster/asset_partition_range_end")
@@ -121,6 +129,10 @@ def build_run_failure_sensor(settings: Settings) -> dg.SensorDefinition:
         failure = describe_failure(context)
         written = None
         try:
+            if _failed_its_checks(context):
+                context.log.warning(f"run {failure.run_id} failed its start-up checks (see the run): nothing is "
+                                    "recorded in the destination, which may be the database that is wrong")
+                return
             apply_control_schema(dest_db.engine)
             written = record_failure(dest_db.engine, failure)
             context.log.info(f"run {failure.run_id} failed: {written} alert(s) recorded in dbmig.audit_log")

@@ -13,6 +13,7 @@ from psycopg2 import sql
 
 from dbmig_pipeline.definitions import build_definitions
 from dbmig_pipeline.reconciliation import RECONCILE_JOB
+from dbmig_pipeline.sensors import RUN_FAILURE_SENSOR
 from dbmig_pipeline_tests.integration.test_automation import (  # noqa: F401 (fixtures)
     RANGE_END, RANGE_START, _exec, _rows, env, migration_job, step_forkserver)
 from dbmig_pipeline_tests.integration.test_startup_access import PASSWORD, _as, _role, _schemas, _sql
@@ -31,6 +32,16 @@ def _launch_like_the_daemon(env, job_fn=migration_job):
                         tags={RANGE_START: keys[0], RANGE_END: keys[-1]}) as result:
         steps_started = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
         return result.success, result.run_id, steps_started
+
+
+def _evaluate_failure_sensor_on(env, run_id):
+    """The run-failure sensor, as the daemon evaluates it after the run failed."""
+    failure = next(iter(env.instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE))).dagster_event
+    sensor = env.defs.resolve_sensor_def(RUN_FAILURE_SENSOR)
+    with dg.build_run_status_sensor_context(
+            sensor_name=RUN_FAILURE_SENSOR, dagster_event=failure, dagster_instance=env.instance,
+            dagster_run=env.instance.get_run_by_id(run_id), resources=env.resources).for_run_failure() as context:
+        sensor(context)
 
 
 def _run_text(env, run_id) -> str:
@@ -85,6 +96,8 @@ def test_a_daemon_run_whose_source_and_destination_are_one_database_fails_before
     ok, run_id, steps_started = _launch_like_the_daemon(env, job_fn)
 
     assert _schemas(env.source_url) == []  # no app, no dbmig: no control, audit or snapshot rows in the legacy database
+    _evaluate_failure_sensor_on(env, run_id)  # the alert of the failed run: not written there either
+    assert _schemas(env.source_url) == []
     text = _run_text(env, run_id)
     for needle in ("DBMIG_SOURCE_URL and DBMIG_DEST_URL reach the same database",
                    "Point DBMIG_DEST_URL at the new system's database"):
