@@ -939,9 +939,9 @@ class EntitySync:
             for i in sorted(set(c.legacy_ids) | set(c.target_ids)):
                 if i in staged.index and c.key in staged.columns and staged.at[i, c.key] != c.value:
                     notes.append(f"Legacy id {i} no longer has {c.value!r} in the source (now "
-                                 f"{staged.at[i, c.key]!r}), but its new version was not written (its parent is "
-                                 "missing, or the target holds a newer version): the target keeps its old one until "
-                                 "it loads")
+                                 f"{staged.at[i, c.key]!r}), but its new version was not written (the target holds "
+                                 "a newer version, or it is parked or quarantined): the target keeps its old one "
+                                 "until it loads")
         return notes
 
     def record_failure(self, message: str, legacy_ids: list[int]) -> None:
