@@ -7,7 +7,8 @@ which has none (run tags cannot come from assets: dagster-io/dagster#15752),
 so two passes of one entity left the queue together and the second failed
 on the entity's pass lock instead of waiting. This coordinator adds the tags
 before the run is queued; the entities are the limits dagster.yaml
-configures, so the webserver and daemon import nothing of the code location.
+configures, so the webserver and daemon import this module but not the code
+location (decision 0015).
 """
 from __future__ import annotations
 
