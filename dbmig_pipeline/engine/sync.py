@@ -341,7 +341,7 @@ class EntitySync:
             self._fail("failed", str(exc), exc.legacy_ids)
             raise
         except BaseException as exc:
-            self._fail("failed", f"{type(exc).__name__}: {exc}", [])
+            self._fail("failed", failure_text(exc), [])
             raise
         self.stats.seconds = time.monotonic() - started
         # The pass's own connection idled while the writers worked: a drop meanwhile is retried here too.
@@ -963,6 +963,15 @@ class EntitySync:
             self.dst.commit()
         except Exception:  # the original error matters more than the bookkeeping
             log.exception("could not record the failure of %s", self.spec.name)
+
+def failure_text(exc: BaseException) -> str:
+    """What a failed pass records. An interruption (Ctrl-C, a cancelled Dagster run: exceptions outside
+    `Exception`) often carries no text at all; it is named as what it is."""
+    if not isinstance(exc, Exception):
+        return (f"interrupted ({type(exc).__name__}): the run was cancelled or its process stopped; the next "
+                "run resumes after the last committed batch")
+    return f"{type(exc).__name__}: {exc}"
+
 
 def release_transaction(conn) -> None:
     """Roll back whatever `conn` has open; never raises (the failure at hand matters more)."""

@@ -145,6 +145,29 @@ def test_a_step_retried_in_the_same_run_goes_on_and_numbers_its_batches_after_th
     assert [n for (n,) in numbers] == list(range(1, len(numbers) + 1))
 
 
+def test_an_interrupted_pass_says_so_where_status_and_the_audit_log_show_it(pair):
+    """A cancelled Dagster run interrupts the pass with an exception outside `Exception` and no text:
+    recorded as "DagsterExecutionInterruptedError: " it told the operator nothing."""
+    _twenty_patients(pair)
+
+    class Interrupted(BaseException):  # as Dagster's DagsterExecutionInterruptedError
+        pass
+
+    def interrupt_after_one(event):
+        if event.batch_no == 1:
+            raise Interrupted()
+
+    with pytest.raises(Interrupted):
+        pair.run("patients", on_progress=interrupt_after_one, writers=1)
+    (error,), = pair.dst("SELECT details->>'error' FROM dbmig.audit_log"
+                         " WHERE operation = 'run_failed' AND entity = 'patients'")
+    assert error.startswith("interrupted (Interrupted): the run was cancelled or its process stopped"), error
+    assert pair.dst("SELECT DISTINCT last_error FROM dbmig.migration_control WHERE entity = 'patients'"
+                    " AND status = 'failed'") == [(error,)]
+    pair.run("patients")
+    assert len(target_ids(pair, "patients")) == 20
+
+
 def test_a_full_pass_after_a_failed_differential_one_re_reads_the_whole_window(pair):
     """`--full` resumed the failed differential pass at its cursor: a row changed without a bump before
     that cursor (what a full pass is run for) was skipped. An interrupted full pass is still resumed."""
