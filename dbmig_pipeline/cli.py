@@ -154,7 +154,8 @@ def seed(scale: float, random_seed: int, collisions: bool, force: bool, as_json:
 @click.option("--partition", help="One daily partition, YYYY-MM-DD.")
 @click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), help="First partition of a range.")
 @click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), help="Last partition of a range.")
-@click.option("--full", is_flag=True, help="Re-read the whole window instead of starting at the saved cursor (backfills).")
+@click.option("--full", is_flag=True, help="Re-read the whole window instead of starting at the saved cursor "
+                                           "(backfills); without --partition or --from/--to, every partition.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @_friendly_errors
 def migrate(entities, partition, date_from, date_to, full, as_json) -> None:

@@ -50,7 +50,9 @@ class MigrationOutcome:
 
 
 def resolve_keys(databases: Databases, entities: list[str], *, partition: str | None,
-                 date_from: date | None, date_to: date | None) -> list[str]:
+                 date_from: date | None, date_to: date | None, full: bool = False) -> list[str]:
+    """The partitions a command's run covers: the one or the range asked for; else, for a full pass, all of
+    them (a full re-read of only the pending ones would skip every older row); else the pending ones."""
     all_keys = daily_partitions(databases.settings).get_partition_keys()
     if partition:
         if partition not in all_keys:
@@ -64,6 +66,8 @@ def resolve_keys(databases: Databases, entities: list[str], *, partition: str | 
             return key_range(all_keys, first, last)
         except ValueError as exc:
             raise ConfigError(f"--from/--to: {exc}") from None
+    if full:
+        return all_keys
     lookback = timedelta(seconds=databases.settings.lookback_s)
     return union_pending_keys(databases.dest, entities, all_keys, lookback)
 
@@ -105,7 +109,7 @@ def run_migration(databases: Databases, *, entities: list[str] | None = None, pa
         raise ConfigError(f"unknown entity {unknown[0]!r}; choose from {', '.join(ENTITY_NAMES)}")
     databases.check_dagster_storage()  # before Dagster opens it: dagster-postgres retries for long, then tracebacks
     prepare_dagster_home(databases.settings, databases.endpoints)
-    keys = resolve_keys(databases, entities, partition=partition, date_from=date_from, date_to=date_to)
+    keys = resolve_keys(databases, entities, partition=partition, date_from=date_from, date_to=date_to, full=full)
     tags = {
         "dagster/asset_partition_range_start": keys[0],
         "dagster/asset_partition_range_end": keys[-1],

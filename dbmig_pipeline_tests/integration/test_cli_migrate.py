@@ -1,5 +1,6 @@
 """`dbmig migrate` / `status` on databases it did not create, recorded in the Dagster instance."""
 import json
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -226,3 +227,24 @@ def test_progress_reaches_a_log_that_is_not_a_terminal(tmp_path, make_database):
     lines = re.findall(r"^\[\d\d:\d\d:\d\d\] patients: batch (\d+), ([\d,]+) of ([\d,]+) rows", result.stderr, re.M)
     patients = _scalar(env["DBMIG_SOURCE_URL"], "SELECT count(*) FROM public.patients")
     assert lines and lines[-1][1] == lines[-1][2] == f"{patients:,}", result.stderr
+
+
+def test_migrate_full_without_a_range_re_reads_every_partition(tmp_path, make_database):
+    """`--full` alone covered only the pending partitions (today's): a row changed without a bump and dated in
+    an older one (what a full pass is run for) was not re-read."""
+    today = datetime.now(UTC).date()
+    env = {**_env(tmp_path, make_database), "DBMIG_PARTITION_START": (today - timedelta(days=3)).isoformat()}
+    assert run_dbmig("migrate", "--json", env=env, timeout=300).returncode == 0
+    source, dest = env["DBMIG_SOURCE_URL"], env["DBMIG_DEST_URL"]
+    office = _scalar(source, "SELECT min(id) FROM public.offices WHERE updated_at < now() - interval '3 days'"
+                             " AND btrim(name) <> ''")
+    engine = sa.create_engine(source)
+    with engine.begin() as conn:  # silently: updated_at stays as it was
+        conn.execute(sa.text("UPDATE public.offices SET name = 'Quietly Renamed' WHERE id = :id"), {"id": office})
+    engine.dispose()
+
+    full = run_dbmig("migrate", "--full", "--json", env=env, timeout=300)
+    assert full.returncode == 0, full.stderr
+    outcome = json.loads(full.stdout)
+    assert outcome["partitions"] == [(today - timedelta(days=3)).isoformat(), today.isoformat()]
+    assert _scalar(dest, f"SELECT display_name FROM app.offices WHERE legacy_id = {office}") == "Quietly Renamed"
