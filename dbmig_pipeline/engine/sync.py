@@ -700,10 +700,8 @@ class EntitySync:
             written = upsert(cur, spec, self.stage, self.specs_by_name, overwrite=overwrite)
             released = restore_keys(cur, spec, moved, self.stage, overwrite=overwrite)
             if released:
-                bk.audit(cur, "keys_released", level="detail", entity=spec.name, run_id=self.run.run_id,
-                         operator=self.run.operator,
-                         details={"rows": len(released), "legacy_ids": released[:100],
-                                  "why": "parked with another key in the source; a live row of the batch took theirs"})
+                self._audit_released(cur, released, "parked with another key in the source; a live row of the batch "
+                                                    "took theirs")
             return written
         except psycopg2.errors.UniqueViolation as exc:
             violation = (exc.diag.message_detail or str(exc)).strip().rstrip(".")
@@ -749,21 +747,28 @@ class EntitySync:
         keys = None if batch is None else batch.rejected_keys
         if keys is None or keys.empty or not collisions:
             return collisions
+        ids = keys["legacy_id"].astype("int64")
+        new_keys = {key: dict(zip(ids, keys[key])) for key in {c.key for c in collisions}}
         left, gave_up = [], set()
         for c in collisions:
-            new_keys = dict(zip(keys["legacy_id"].astype("int64"), keys[c.key]))
-            gave = {t for t in c.target_ids if t in new_keys and (pd.isna(new_keys[t]) or new_keys[t] != c.value)}
+            new = new_keys[c.key]
+            gave = {t for t in c.target_ids if t in new and (pd.isna(new[t]) or new[t] != c.value)}
             gave_up |= gave
             rest = tuple(t for t in c.target_ids if t not in gave)
             if rest or not gave:
                 left.append(replace(c, target_ids=rest))
         if gave_up:
-            release_keys(cur, self.spec, sorted(gave_up), deleted=False)
-            bk.audit(cur, "keys_released", level="detail", entity=self.spec.name, run_id=self.run.run_id,
-                     operator=self.run.operator,
-                     details={"rows": len(gave_up), "legacy_ids": sorted(gave_up)[:100],
-                              "why": "quarantined under another key in the source; a live row wants theirs"})
+            released = sorted(gave_up)
+            release_keys(cur, self.spec, released, deleted=False)
+            self._audit_released(cur, released, "quarantined under another key in the source; a live row wants "
+                                                "theirs")
         return left
+
+    def _audit_released(self, cur, legacy_ids: list[int], why: str) -> None:
+        """The `keys_released` audit row of target rows that gave their natural keys up (`release_keys`)."""
+        bk.audit(cur, "keys_released", level="detail", entity=self.spec.name, run_id=self.run.run_id,
+                 operator=self.run.operator, details={"rows": len(legacy_ids), "legacy_ids": legacy_ids[:100],
+                                                      "why": why})
 
     def _release(self, cur, gone: list[int]) -> None:
         """Target rows whose source row was deleted, holding a key a live row now has: soft-deleted
@@ -772,10 +777,7 @@ class EntitySync:
         reused by a new order stopped orders for good: no fix in the source could clear it."""
         self._mark_deleted(cur, gone)
         release_keys(cur, self.spec, gone)
-        bk.audit(cur, "keys_released", level="detail", entity=self.spec.name, run_id=self.run.run_id,
-                 operator=self.run.operator,
-                 details={"rows": len(gone), "legacy_ids": gone[:100],
-                          "why": "gone from the source; their natural keys are wanted by live rows"})
+        self._audit_released(cur, gone, "gone from the source; their natural keys are wanted by live rows")
 
     def _ledger_rows(self, changed: pd.DataFrame, parked, rejects: pd.DataFrame) -> pd.DataFrame:
         """Ledger rows of the batch's rows that were not loaded (the upsert records the loaded ones)."""
@@ -963,6 +965,7 @@ class EntitySync:
             self.dst.commit()
         except Exception:  # the original error matters more than the bookkeeping
             log.exception("could not record the failure of %s", self.spec.name)
+
 
 def failure_text(exc: BaseException) -> str:
     """What a failed pass records. An interruption (Ctrl-C, a cancelled Dagster run: exceptions outside

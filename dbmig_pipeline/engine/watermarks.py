@@ -5,8 +5,9 @@ index (each `max()` is a single descent; the NULL count scans only the NULL
 entries), so polling every minute never loads the source.
 
 Rows dated after the source's clock (a typo, a clock ahead, `infinity`, a
-year past 9999, read as the end of Python's range) are kept apart: were they in the newest value, an edit stamped `now()` would
-never be newer than it, and the sensor would see no change until that date.
+year past 9999, read as the end of Python's range) are kept apart: were they
+in the newest value, an edit stamped `now()` would never be newer than it,
+and the sensor would see no change until that date.
 """
 from __future__ import annotations
 
